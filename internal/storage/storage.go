@@ -141,22 +141,24 @@ func Redact(raw string) string {
 	if err != nil {
 		return "<unparseable URL>"
 	}
+	changed := false
 	if u.User != nil {
 		if _, ok := u.User.Password(); ok {
 			u.User = url.UserPassword(u.User.Username(), "xxxxx")
+			changed = true
 		}
 	}
 	q := u.Query()
-	changed := false
 	for k := range q {
 		if isSecretKey(k) {
 			q.Set(k, "xxxxx")
 			changed = true
 		}
 	}
-	if changed {
-		u.RawQuery = q.Encode()
+	if !changed {
+		return raw
 	}
+	u.RawQuery = q.Encode()
 	return u.String()
 }
 
@@ -438,4 +440,3 @@ func LocalPath(rawURL string) string {
 	}
 	return filepath.FromSlash(u.Path)
 }
-
