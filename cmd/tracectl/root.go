@@ -161,6 +161,7 @@ tracectl reads any Tempo bucket.
 	root.AddCommand(
 		newVersionCmd(g),
 		newConfigCmd(g),
+		newGenManCmd(),
 	)
 	addCommands(root, g)
 	return root, g

@@ -106,3 +106,21 @@ func TestDynamicTenantCompletion(t *testing.T) {
 		t.Errorf("tenant completion offers an invalid tenant:\n%s", res.stdout)
 	}
 }
+
+func TestGenMan(t *testing.T) {
+	isolateEnv(t)
+	dir := t.TempDir()
+	res := runCLI(t, false, "gen-man", dir)
+	if res.code != 0 {
+		t.Fatalf("gen-man: exit %d: %s", res.code, res.stderr)
+	}
+	for _, page := range []string{"tracectl.1", "tracectl-version.1", "tracectl-config-show.1"} {
+		b, err := os.ReadFile(filepath.Join(dir, page))
+		if err != nil {
+			t.Fatalf("man page %s: %v", page, err)
+		}
+		if !strings.Contains(string(b), ".TH") {
+			t.Errorf("%s is not a man page", page)
+		}
+	}
+}
