@@ -20,6 +20,15 @@ if [ ! -f "$TOOLS/azurite/node_modules/azurite/dist/src/blob/main.js" ]; then
 fi
 export TRACECTL_AZURITE="$TOOLS/azurite/node_modules/azurite/dist/src/blob/main.js"
 
+# goreleaser validates .goreleaser.yaml (TestGoreleaserCheck). v2.15.4 is the
+# newest release that builds with Go 1.26 from the module proxy.
+GORELEASER_VERSION=v2.15.4
+if ! command -v goreleaser >/dev/null 2>&1 && [ ! -x "$TOOLS/bin/goreleaser" ]; then
+  echo "installing goreleaser $GORELEASER_VERSION into .tools/bin (once; a few minutes)..." >&2
+  GOBIN="$TOOLS/bin" GOFLAGS= go install "github.com/goreleaser/goreleaser/v2@$GORELEASER_VERSION" >&2
+fi
+export PATH="$TOOLS/bin:$PATH"
+
 # Cloud SDKs must never look for credentials on the network during tests.
 export AWS_EC2_METADATA_DISABLED=true
 export GOFLAGS="${GOFLAGS:--mod=readonly}"

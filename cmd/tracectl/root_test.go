@@ -3,10 +3,13 @@ package main
 import (
 	"encoding/json"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strings"
 	"testing"
+
+	"github.com/tracectl/tracectl/internal/testfix"
 )
 
 func TestVersion(t *testing.T) {
@@ -122,5 +125,20 @@ func TestGenMan(t *testing.T) {
 		if !strings.Contains(string(b), ".TH") {
 			t.Errorf("%s is not a man page", page)
 		}
+	}
+}
+
+// TestGoreleaserCheck validates the release configuration with goreleaser
+// itself (scripts/test.sh installs it).
+func TestGoreleaserCheck(t *testing.T) {
+	bin, err := exec.LookPath("goreleaser")
+	if err != nil {
+		testfix.Missing(t, "goreleaser not found on PATH; run scripts/test.sh, which installs it into .tools/bin")
+	}
+	cmd := exec.Command(bin, "check")
+	cmd.Dir = filepath.Join("..", "..")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("goreleaser check: %v\n%s", err, out)
 	}
 }
