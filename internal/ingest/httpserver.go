@@ -1,0 +1,263 @@
+package ingest
+
+import (
+	"bytes"
+	"compress/zlib"
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"mime"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/klauspost/compress/gzip"
+	"github.com/klauspost/compress/zstd"
+	"github.com/prometheus/client_golang/prometheus"
+	"google.golang.org/grpc/codes"
+)
+
+// httpServer is the listener and lifecycle shared by the HTTP receivers;
+// each protocol supplies its routes.
+type httpServer struct {
+	base
+	cfg    Config
+	tlsCfg *tls.Config
+
+	mu   sync.Mutex
+	srv  *http.Server
+	ln   net.Listener
+	done chan struct{}
+}
+
+func newHTTPServer(protocol string, cfg Config, c Consumer, log *slog.Logger, reg prometheus.Registerer) (*httpServer, error) {
+	b, err := newBase(protocol, c, log, reg)
+	if err != nil {
+		return nil, err
+	}
+	tlsCfg, err := cfg.TLS.load()
+	if err != nil {
+		return nil, fmt.Errorf("%s receiver: %w", protocol, err)
+	}
+	if cfg.Endpoint == "" {
+		return nil, fmt.Errorf("%s receiver: no endpoint to listen on", protocol)
+	}
+	return &httpServer{base: b, cfg: cfg, tlsCfg: tlsCfg}, nil
+}
+
+// start listens and serves mux.
+func (h *httpServer) start(ctx context.Context, mux http.Handler) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.srv != nil {
+		return fmt.Errorf("%s receiver: already started", h.protocol)
+	}
+	var lc net.ListenConfig
+	ln, err := lc.Listen(ctx, "tcp", h.cfg.Endpoint)
+	if err != nil {
+		return fmt.Errorf("%s receiver: listening on %s: %w", h.protocol, h.cfg.Endpoint, err)
+	}
+	srv := &http.Server{
+		Handler:           h.instrument(mux),
+		ReadHeaderTimeout: httpReadHeaderTimeout,
+		ReadTimeout:       httpReadTimeout,
+		WriteTimeout:      httpWriteTimeout,
+		IdleTimeout:       httpIdleTimeout,
+		MaxHeaderBytes:    1 << 20,
+		TLSConfig:         h.tlsCfg,
+		ErrorLog:          slog.NewLogLogger(h.log.Handler(), slog.LevelDebug),
+	}
+	h.srv, h.ln, h.done = srv, ln, make(chan struct{})
+	go func() {
+		defer close(h.done)
+		var err error
+		if h.tlsCfg != nil {
+			err = srv.ServeTLS(ln, "", "")
+		} else {
+			err = srv.Serve(ln)
+		}
+		if err != nil && !errors.Is(err, http.ErrServerClosed) {
+			h.log.Error("receiver stopped serving", "err", err)
+		}
+	}()
+	h.log.Info("receiver listening", "addr", ln.Addr().String(), "tls", h.tlsCfg != nil, "multitenancy", h.cfg.MultiTenancy)
+	return nil
+}
+
+// Shutdown stops accepting requests and waits for in-flight ones; when ctx
+// ends first it closes every connection.
+func (h *httpServer) Shutdown(ctx context.Context) error {
+	h.mu.Lock()
+	srv, done := h.srv, h.done
+	h.mu.Unlock()
+	if srv == nil {
+		return nil
+	}
+	err := srv.Shutdown(ctx)
+	if err != nil {
+		_ = srv.Close()
+	}
+	<-done
+	return err
+}
+
+// Addr is the bound address, nil before Start.
+func (h *httpServer) Addr() net.Addr {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.ln == nil {
+		return nil
+	}
+	return h.ln.Addr()
+}
+
+type statusWriter struct {
+	http.ResponseWriter
+	code int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if w.code == 0 {
+		w.code = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	if w.code == 0 {
+		w.code = http.StatusOK
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+func (h *httpServer) instrument(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		sw := &statusWriter{ResponseWriter: w}
+		next.ServeHTTP(sw, r)
+		code := sw.code
+		if code == 0 {
+			code = http.StatusOK
+		}
+		h.m.duration.WithLabelValues(h.protocol, strconv.Itoa(code)).Observe(time.Since(start).Seconds())
+	})
+}
+
+// readBody reads the request body, decompressing it per Content-Encoding,
+// and refuses bodies over the limit before or after decompression: the
+// decompressed size is bounded as it is read, so a compression bomb costs
+// at most limit bytes of memory.
+func (h *httpServer) readBody(w http.ResponseWriter, r *http.Request) ([]byte, *requestError) {
+	limit := h.cfg.maxBytes()
+	if r.ContentLength > limit {
+		return nil, tooLarge(h.protocol, limit)
+	}
+	body := http.MaxBytesReader(w, r.Body, limit)
+	defer body.Close()
+
+	var rd io.Reader = body
+	switch enc := strings.ToLower(strings.TrimSpace(r.Header.Get("Content-Encoding"))); enc {
+	case "", "identity":
+	case "gzip", "x-gzip":
+		zr, err := gzip.NewReader(body)
+		if err != nil {
+			return nil, h.readError(err, "gzip", limit)
+		}
+		defer zr.Close()
+		rd = zr
+	case "deflate", "zlib":
+		zr, err := zlib.NewReader(body)
+		if err != nil {
+			return nil, h.readError(err, enc, limit)
+		}
+		defer zr.Close()
+		rd = zr
+	case "zstd":
+		zr, err := zstd.NewReader(body, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxMemory(uint64(limit)), zstd.WithDecoderMaxWindow(uint64(min(limit, zstd.MaxWindowSize))))
+		if err != nil {
+			return nil, h.readError(err, enc, limit)
+		}
+		defer zr.Close()
+		rd = zr
+	default:
+		return nil, &requestError{http.StatusUnsupportedMediaType, codes.InvalidArgument, reasonMediaType,
+			fmt.Sprintf("%s: Content-Encoding %q is not supported; use gzip, deflate, zstd or none", h.protocol, enc)}
+	}
+
+	var buf bytes.Buffer
+	if r.ContentLength > 0 && rd == io.Reader(body) {
+		buf.Grow(int(r.ContentLength))
+	}
+	n, err := buf.ReadFrom(io.LimitReader(rd, limit+1))
+	if err != nil {
+		return nil, h.readError(err, "body", limit)
+	}
+	if n > limit {
+		return nil, tooLarge(h.protocol, limit)
+	}
+	return buf.Bytes(), nil
+}
+
+func (h *httpServer) readError(err error, what string, limit int64) *requestError {
+	var mbe *http.MaxBytesError
+	if errors.As(err, &mbe) {
+		return tooLarge(h.protocol, limit)
+	}
+	if what == "body" {
+		return malformed(h.protocol, "reading request body: %v", err)
+	}
+	return malformed(h.protocol, "decompressing %s request body: %v", what, err)
+}
+
+// mediaType is the request's Content-Type without parameters, lower-cased;
+// def when absent.
+func mediaType(r *http.Request, def string) string {
+	ct := r.Header.Get("Content-Type")
+	if ct == "" {
+		return def
+	}
+	mt, _, err := mime.ParseMediaType(ct)
+	if err != nil {
+		return strings.ToLower(strings.TrimSpace(ct))
+	}
+	return mt
+}
+
+func unsupportedMediaType(protocol, got, want string) *requestError {
+	return &requestError{http.StatusUnsupportedMediaType, codes.InvalidArgument, reasonMediaType,
+		fmt.Sprintf("%s: Content-Type %q is not supported; use %s", protocol, got, want)}
+}
+
+// writeHTTPError answers a refusal in plain text, the way Jaeger and
+// Zipkin collectors do, and counts it. spans is the number refused, when
+// known.
+func (h *httpServer) writePlainError(w http.ResponseWriter, re *requestError, spans int) {
+	h.m.refuse(h.protocol, re.reason, spans)
+	h.log.Debug("request refused", "status", re.httpStatus, "err", re.msg)
+	http.Error(w, re.msg, re.httpStatus)
+}
+
+// writeConsumerError answers a Consumer failure in plain text (the counting
+// was done by consume).
+func writePlainConsumerError(w http.ResponseWriter, protocol string, err error) {
+	status, msg := consumerHTTPStatus(w, protocol, err)
+	http.Error(w, msg, status)
+}
+
+// consumerHTTPStatus maps a Consumer error to a status code, setting
+// Retry-After for limits.
+func consumerHTTPStatus(w http.ResponseWriter, protocol string, err error) (int, string) {
+	if errors.Is(err, ErrLimited) {
+		w.Header().Set("Retry-After", retryAfterSeconds(retryAfter(err)))
+		return http.StatusTooManyRequests, fmt.Sprintf("%s: %v; retry later", protocol, err)
+	}
+	return http.StatusInternalServerError, fmt.Sprintf("%s: storing spans failed: %v", protocol, err)
+}

@@ -1,0 +1,156 @@
+package ingest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/collector/pdata/ptrace"
+	"google.golang.org/grpc/codes"
+)
+
+// base is what every receiver shares: where data goes, and how it is
+// counted and logged.
+type base struct {
+	protocol string
+	consumer Consumer
+	log      *slog.Logger
+	m        *metrics
+}
+
+func newBase(protocol string, c Consumer, log *slog.Logger, reg prometheus.Registerer) (base, error) {
+	if c == nil {
+		return base{}, fmt.Errorf("%s receiver: no consumer", protocol)
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	m, err := newMetrics(reg)
+	if err != nil {
+		return base{}, fmt.Errorf("%s receiver: registering metrics: %w", protocol, err)
+	}
+	return base{protocol: protocol, consumer: c, log: log.With("protocol", protocol), m: m}, nil
+}
+
+// requestError is a refusal decided by the receiver itself, before the
+// Consumer: it carries both protocols' codes and the metric reason.
+type requestError struct {
+	httpStatus int
+	grpcCode   codes.Code
+	reason     string
+	msg        string
+}
+
+func (e *requestError) Error() string { return e.msg }
+
+func malformed(protocol string, format string, args ...any) *requestError {
+	return &requestError{http.StatusBadRequest, codes.InvalidArgument, reasonMalformed,
+		protocol + ": " + fmt.Sprintf(format, args...)}
+}
+
+func tooLarge(protocol string, limit int64) *requestError {
+	return &requestError{http.StatusRequestEntityTooLarge, codes.ResourceExhausted, reasonTooLarge,
+		fmt.Sprintf("%s: request is larger than %d bytes (after decompression); send smaller batches", protocol, limit)}
+}
+
+// outcome is what happened to a decoded request.
+type outcome struct {
+	accepted int
+	// rejected spans were dropped while the rest was accepted; rejectMsg
+	// says why (an OTLP partial success).
+	rejected  int
+	rejectMsg string
+	// err is nil, an ErrLimited-kind error, or a server failure.
+	err error
+}
+
+// consume validates td, hands it to the Consumer and counts the result.
+func (b *base) consume(ctx context.Context, tenantID string, td ptrace.Traces) outcome {
+	var out outcome
+	if n := dropInvalidSpans(td); n > 0 {
+		out.rejected = n
+		out.rejectMsg = fmt.Sprintf("%d spans without a valid trace ID or span ID were dropped", n)
+		b.m.refuse(b.protocol, reasonInvalidSpan, n)
+	}
+	n := td.SpanCount()
+	if n == 0 {
+		return out
+	}
+	err := b.consumer.Consume(ctx, tenantID, td)
+	var partial *PartialError
+	var limit *LimitError
+	switch {
+	case err == nil:
+		out.accepted = n
+	case errors.As(err, &partial):
+		rejected := min(max(partial.Rejected, 0), n)
+		out.accepted = n - rejected
+		out.rejected += rejected
+		if out.rejectMsg != "" {
+			out.rejectMsg += "; "
+		}
+		out.rejectMsg += err.Error()
+		reason := partial.Reason
+		if reason == "" {
+			reason = reasonPartial
+		}
+		b.m.refuse(b.protocol, reason, rejected)
+	case errors.Is(err, ErrLimited):
+		reason := reasonLimited
+		if errors.As(err, &limit) && limit.Reason != "" {
+			reason = limit.Reason
+		}
+		b.m.refuse(b.protocol, reason, n)
+		b.log.Debug("consumer refused spans: limit", "tenant", tenantID, "spans", n, "err", err)
+		out.err = err
+	default:
+		b.m.refuse(b.protocol, reasonConsumerError, n)
+		b.log.Error("consumer failed; spans not accepted", "tenant", tenantID, "spans", n, "err", err)
+		out.err = err
+	}
+	if out.accepted > 0 {
+		b.m.accepted.WithLabelValues(b.protocol, tenantID).Add(float64(out.accepted))
+	}
+	return out
+}
+
+// retryAfter is the delay to suggest for an ErrLimited-kind error.
+func retryAfter(err error) time.Duration {
+	var limit *LimitError
+	if errors.As(err, &limit) && limit.RetryAfter > 0 {
+		return limit.RetryAfter
+	}
+	return DefaultRetryAfter
+}
+
+// retryAfterSeconds renders d as a Retry-After header value (whole seconds,
+// at least 1).
+func retryAfterSeconds(d time.Duration) string {
+	return fmt.Sprint(max(int64(math.Ceil(d.Seconds())), 1))
+}
+
+// dropInvalidSpans removes the spans no store could index (all-zero trace
+// or span ID) and the resources and scopes left empty; it returns how many
+// spans it removed.
+func dropInvalidSpans(td ptrace.Traces) int {
+	dropped := 0
+	td.ResourceSpans().RemoveIf(func(rs ptrace.ResourceSpans) bool {
+		rs.ScopeSpans().RemoveIf(func(ss ptrace.ScopeSpans) bool {
+			ss.Spans().RemoveIf(func(s ptrace.Span) bool {
+				if s.TraceID().IsEmpty() || s.SpanID().IsEmpty() {
+					dropped++
+					return true
+				}
+				return false
+			})
+			return ss.Spans().Len() == 0
+		})
+		return rs.ScopeSpans().Len() == 0
+	})
+	return dropped
+}
