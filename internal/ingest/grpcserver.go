@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"strings"
 	"sync"
 	"time"
 
@@ -163,14 +164,15 @@ func (g *grpcServer) refuse(re *requestError, spans int) error {
 // with a RetryInfo detail (which OTLP exporters honour), the rest
 // Unavailable, which clients retry.
 func consumerStatus(protocol string, err error) error {
+	msg := strings.ToValidUTF8(err.Error(), "\uFFFD")
 	if errors.Is(err, ErrLimited) {
-		st := status.New(codes.ResourceExhausted, fmt.Sprintf("%s: %v; retry later", protocol, err))
+		st := status.New(codes.ResourceExhausted, fmt.Sprintf("%s: %s; retry later", protocol, msg))
 		if withInfo, derr := st.WithDetails(&errdetails.RetryInfo{RetryDelay: durationpb.New(retryAfter(err))}); derr == nil {
 			st = withInfo
 		}
 		return st.Err()
 	}
-	return status.Error(codes.Unavailable, fmt.Sprintf("%s: storing spans failed: %v", protocol, err))
+	return status.Error(codes.Unavailable, fmt.Sprintf("%s: storing spans failed: %s", protocol, msg))
 }
 
 // The gRPC services are registered with raw-bytes handlers that decode the

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"strings"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"go.opentelemetry.io/collector/pdata/ptrace/ptraceotlp"
@@ -115,7 +116,7 @@ func (r *OTLPHTTPReceiver) refuseOTLP(w http.ResponseWriter, ct string, re *requ
 // writeOTLPStatus writes a google.rpc.Status in the request's encoding, as
 // the OTLP/HTTP specification asks of failure responses.
 func writeOTLPStatus(w http.ResponseWriter, ct string, httpStatus int, code codes.Code, msg string) {
-	st := &spb.Status{Code: int32(code), Message: msg}
+	st := &spb.Status{Code: int32(code), Message: strings.ToValidUTF8(msg, "\uFFFD")}
 	var b []byte
 	if ct == otlpProto {
 		b, _ = proto.Marshal(st)

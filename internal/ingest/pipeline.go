@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"math"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -49,8 +50,10 @@ type requestError struct {
 func (e *requestError) Error() string { return e.msg }
 
 func malformed(protocol string, format string, args ...any) *requestError {
+	// Decoder errors quote the payload: keep the message valid UTF-8, as
+	// protobuf strings (google.rpc.Status) must be.
 	return &requestError{http.StatusBadRequest, codes.InvalidArgument, reasonMalformed,
-		protocol + ": " + fmt.Sprintf(format, args...)}
+		strings.ToValidUTF8(protocol+": "+fmt.Sprintf(format, args...), "\uFFFD")}
 }
 
 func tooLarge(protocol string, limit int64) *requestError {
