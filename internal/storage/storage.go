@@ -10,23 +10,34 @@
 package storage
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"iter"
+	"net/http"
 	"net/url"
+	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
+	"sync/atomic"
+	"syscall"
 	"time"
+	"unicode/utf8"
 
+	gcs "cloud.google.com/go/storage"
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
+	"github.com/aws/smithy-go"
 	"gocloud.dev/blob"
-	_ "gocloud.dev/blob/azureblob" // azblob://
-	_ "gocloud.dev/blob/fileblob"  // file://
-	_ "gocloud.dev/blob/gcsblob"   // gs://
-	_ "gocloud.dev/blob/memblob"   // mem://
-	_ "gocloud.dev/blob/s3blob"    // s3://
+	_ "gocloud.dev/blob/fileblob" // file://
+	_ "gocloud.dev/blob/gcsblob"  // gs://
+	_ "gocloud.dev/blob/memblob"  // mem://
+	_ "gocloud.dev/blob/s3blob"   // s3://
+	"google.golang.org/api/googleapi"
 )
 
 // DefaultURL is the embedded default: a directory next to where tracectl runs.
@@ -57,10 +68,20 @@ type Bucket struct {
 	scheme string
 	// display is the URL with credentials removed, for messages.
 	display string
+	// name is the bucket (or container) name of a remote bucket, for hints.
+	name string
+	// dir is the directory of a file:// bucket.
+	dir string
 }
 
 // Open opens the bucket named by rawURL. A URL without a scheme is taken as a
 // local directory path. Unknown schemes get an error listing the supported ones.
+//
+// For s3://, gs:// and azblob:// Open makes one request (a listing of at
+// most one key) so that a missing bucket, wrong credentials or an
+// unreachable endpoint are reported here, by name, rather than at the first
+// read. The error is a *Error of kind KindNotFound (with the bucket named
+// and how to create it), KindPermission or KindUnavailable.
 func Open(ctx context.Context, rawURL string) (*Bucket, error) {
 	if strings.TrimSpace(rawURL) == "" {
 		rawURL = DefaultURL
@@ -70,22 +91,112 @@ func Open(ctx context.Context, rawURL string) (*Bucket, error) {
 		return nil, err
 	}
 	display := Redact(u.String())
+	invalid := func(format string, args ...any) error {
+		return &Error{Op: "open", Key: display, Kind: KindInvalid, Err: fmt.Errorf(format, args...)}
+	}
 	switch u.Scheme {
 	case "file", "mem", "s3", "gs", "azblob":
+	case "":
+		return nil, invalid("no scheme; use one of %s (e.g. file:///var/lib/tracectl, s3://bucket?region=us-east-1)",
+			strings.Join(schemeList(), ", "))
 	default:
-		return nil, &Error{Op: "open", Key: display, Kind: KindInvalid,
-			Err: fmt.Errorf("unsupported scheme %q; use one of %s (e.g. file:///var/lib/tracectl, s3://bucket?region=us-east-1)",
-				u.Scheme, strings.Join(schemeList(), ", "))}
+		return nil, invalid("unsupported scheme %q; use one of %s (e.g. file:///var/lib/tracectl, s3://bucket?region=us-east-1)",
+			u.Scheme, strings.Join(schemeList(), ", "))
 	}
-	if u.Scheme == "azblob" && u.Query().Get("protocol") == "http" && u.User != nil {
-		return nil, &Error{Op: "open", Key: display, Kind: KindInvalid,
-			Err: errors.New("do not put the Azure account in the URL; set AZURE_STORAGE_ACCOUNT and AZURE_STORAGE_KEY instead")}
+	remote := u.Scheme == "s3" || u.Scheme == "gs" || u.Scheme == "azblob"
+	if remote {
+		if u.Host == "" {
+			return nil, invalid("the URL names no bucket: use %s://BUCKET", u.Scheme)
+		}
+		if u.User != nil {
+			// gocloud ignores user info; a user who put credentials there
+			// would otherwise get whatever the environment holds.
+			return nil, invalid("credentials in the URL are not used; %s", credentialsHelp(u.Scheme))
+		}
+		if u.Path != "" && u.Path != "/" {
+			return nil, invalid("a bucket URL has no path (%q); keys are given per operation", u.Path)
+		}
 	}
-	b, err := blob.OpenBucket(ctx, u.String())
+	if u.Scheme == "gs" {
+		if h := os.Getenv("STORAGE_EMULATOR_HOST"); strings.Contains(h, "://") {
+			return nil, invalid("STORAGE_EMULATOR_HOST=%q: give host:port without a scheme (gocloud adds http://)", h)
+		}
+	}
+	b, err := urlMux.OpenBucketURL(ctx, u)
 	if err != nil {
-		return nil, wrap("open", display, err)
+		return nil, wrapFor("open", display, u.Scheme, u.Host, err)
 	}
-	return &Bucket{b: b, scheme: u.Scheme, display: display}, nil
+	bk := &Bucket{b: b, scheme: u.Scheme, display: display, name: u.Host}
+	if u.Scheme == "file" {
+		bk.dir = filepath.FromSlash(u.Path)
+	}
+	if u.Scheme == "gs" {
+		// The GCS client retries a refused connection until the context
+		// ends; without a deadline that is forever. Bound it.
+		var c *gcs.Client
+		if b.As(&c) {
+			c.SetRetry(gcs.WithMaxAttempts(gcsMaxAttempts))
+		}
+	}
+	if remote {
+		if err := bk.probe(ctx); err != nil {
+			_ = b.Close()
+			return nil, err
+		}
+	}
+	return bk, nil
+}
+
+// urlMux is gocloud's default mux with tracectl's own Azure opener (see
+// openAzure). Going through a mux keeps gocloud's ?prefix= parameter.
+var urlMux = func() *blob.URLMux {
+	m := new(blob.URLMux)
+	for _, s := range []string{"file", "mem", "s3", "gs"} {
+		m.RegisterBucket(s, defaultOpener{})
+	}
+	m.RegisterBucket("azblob", azureOpener{})
+	return m
+}()
+
+type defaultOpener struct{}
+
+func (defaultOpener) OpenBucketURL(ctx context.Context, u *url.URL) (*blob.Bucket, error) {
+	return blob.DefaultURLMux().OpenBucketURL(ctx, u)
+}
+
+type azureOpener struct{}
+
+func (azureOpener) OpenBucketURL(ctx context.Context, u *url.URL) (*blob.Bucket, error) {
+	return openAzure(ctx, u, Redact(u.String()))
+}
+
+// gcsMaxAttempts bounds the GCS client's retries of one request.
+const gcsMaxAttempts = 4
+
+// probe lists at most one key, to learn whether the bucket is there.
+func (b *Bucket) probe(ctx context.Context) error {
+	_, _, err := b.b.ListPage(ctx, blob.FirstPageToken, 1, nil)
+	if err == nil {
+		return nil
+	}
+	e := wrapFor("open", b.display, b.scheme, b.name, err).(*Error)
+	if e.Kind == KindNotFound {
+		// Listing finds no object by definition: not found is the bucket.
+		e.noBucket = true
+	}
+	return e
+}
+
+func credentialsHelp(scheme string) string {
+	switch scheme {
+	case "s3":
+		return "set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or AWS_PROFILE)"
+	case "gs":
+		return "set GOOGLE_APPLICATION_CREDENTIALS"
+	case "azblob":
+		return "set AZURE_STORAGE_ACCOUNT and AZURE_STORAGE_KEY (or use ?storage_account=NAME with AZURE_STORAGE_KEY)"
+	}
+	return "use the provider's environment variables"
 }
 
 func schemeList() []string {
@@ -181,32 +292,99 @@ func (b *Bucket) Scheme() string { return b.scheme }
 // Close releases the bucket's resources.
 func (b *Bucket) Close() error { return b.b.Close() }
 
+func (b *Bucket) wrap(op, key string, err error) error {
+	return wrapFor(op, key, b.scheme, b.name, err)
+}
+
+// start checks what every operation needs: a live context and a key that
+// every provider stores the same way. Local backends would otherwise not
+// notice a canceled context at all.
+func (b *Bucket) start(ctx context.Context, op, key string) error {
+	if err := ctx.Err(); err != nil {
+		return &Error{Op: op, Key: key, Kind: classify(err), Err: err, scheme: b.scheme}
+	}
+	var why string
+	switch {
+	case key == "":
+		why = "the key is empty"
+	case strings.HasPrefix(key, "/"):
+		why = "keys never start with '/'"
+	case !utf8.ValidString(key):
+		why = "the key is not valid UTF-8"
+	default:
+		return nil
+	}
+	return &Error{Op: op, Key: key, Kind: KindInvalid, Err: errors.New(why)}
+}
+
 // Read returns the whole object.
 func (b *Bucket) Read(ctx context.Context, key string) ([]byte, error) {
+	if err := b.start(ctx, "read", key); err != nil {
+		return nil, err
+	}
 	data, err := b.b.ReadAll(ctx, key)
 	if err != nil {
-		return nil, wrap("read", key, err)
+		return nil, b.wrap("read", key, err)
 	}
 	return data, nil
 }
 
 // ReadRange returns length bytes from offset. A range past the end returns
-// what there is (possibly fewer bytes); length < 0 reads to the end.
+// what there is (possibly fewer bytes, none when offset is at or past the
+// end); length < 0 reads to the end.
 func (b *Bucket) ReadRange(ctx context.Context, key string, offset, length int64) ([]byte, error) {
+	if err := b.start(ctx, "read", key); err != nil {
+		return nil, err
+	}
+	if offset < 0 {
+		return nil, &Error{Op: "read", Key: key, Kind: KindInvalid, Err: fmt.Errorf("negative offset %d", offset)}
+	}
 	r, err := b.b.NewRangeReader(ctx, key, offset, length, nil)
 	if err != nil {
-		return nil, wrap("read", key, err)
+		if rangeNotSatisfiable(err) {
+			// The object is there, the range starts at or after its end.
+			return []byte{}, nil
+		}
+		return nil, b.wrap("read", key, err)
 	}
 	defer r.Close()
 	var buf []byte
 	if length > 0 {
-		buf = make([]byte, 0, length)
+		n := length
+		if s := r.Size(); s >= 0 && s-offset < n {
+			n = max(s-offset, 0)
+		}
+		buf = make([]byte, 0, n)
 	}
 	w := bytesWriter{buf: buf}
 	if _, err := io.Copy(&w, r); err != nil {
-		return nil, wrap("read", key, err)
+		return nil, b.wrap("read", key, err)
+	}
+	if w.buf == nil {
+		w.buf = []byte{}
 	}
 	return w.buf, nil
+}
+
+// rangeNotSatisfiable reports an HTTP 416 from any provider.
+func rangeNotSatisfiable(err error) bool {
+	var sc statusCoder
+	if errors.As(err, &sc) && sc.HTTPStatusCode() == http.StatusRequestedRangeNotSatisfiable {
+		return true
+	}
+	var ae smithy.APIError
+	if errors.As(err, &ae) && ae.ErrorCode() == "InvalidRange" {
+		return true
+	}
+	var ge *googleapi.Error
+	if errors.As(err, &ge) && ge.Code == http.StatusRequestedRangeNotSatisfiable {
+		return true
+	}
+	var re *azcore.ResponseError
+	if errors.As(err, &re) && (re.StatusCode == http.StatusRequestedRangeNotSatisfiable || re.ErrorCode == "InvalidRange") {
+		return true
+	}
+	return false
 }
 
 type bytesWriter struct{ buf []byte }
@@ -215,41 +393,52 @@ func (w *bytesWriter) Write(p []byte) (int, error) { w.buf = append(w.buf, p...)
 
 // NewReader streams an object. The caller closes it.
 func (b *Bucket) NewReader(ctx context.Context, key string) (io.ReadCloser, error) {
+	if err := b.start(ctx, "read", key); err != nil {
+		return nil, err
+	}
 	r, err := b.b.NewReader(ctx, key, nil)
 	if err != nil {
-		return nil, wrap("read", key, err)
+		return nil, b.wrap("read", key, err)
 	}
-	return &errReader{r: r, key: key}, nil
+	return &errReader{r: r, key: key, b: b}, nil
 }
 
 type errReader struct {
 	r   io.ReadCloser
 	key string
+	b   *Bucket
 }
 
 func (e *errReader) Read(p []byte) (int, error) {
 	n, err := e.r.Read(p)
 	if err != nil && err != io.EOF {
-		err = wrap("read", e.key, err)
+		err = e.b.wrap("read", e.key, err)
 	}
 	return n, err
 }
 func (e *errReader) Close() error { return e.r.Close() }
 
 // ReaderAt gives random access to an object of known size, one ranged read
-// per ReadAt call. It is what parquet readers need.
+// per ReadAt call. It is what parquet readers need. ReadAt may be called
+// from many goroutines at once.
 type ReaderAt struct {
 	ctx  context.Context
 	b    *Bucket
 	key  string
 	size int64
-	// Reads counts the ranged reads issued, for tests and benchmarks.
+	// Reads counts the ranged reads issued, for tests and benchmarks. It is
+	// updated atomically: while ReadAt calls may be running, use ReadCount.
 	Reads int64
 }
+
+var _ io.ReaderAt = (*ReaderAt)(nil)
 
 // OpenReaderAt returns a ReaderAt over key. If size < 0 the object's size is
 // looked up first (one extra request).
 func (b *Bucket) OpenReaderAt(ctx context.Context, key string, size int64) (*ReaderAt, error) {
+	if err := b.start(ctx, "read", key); err != nil {
+		return nil, err
+	}
 	if size < 0 {
 		a, err := b.Attributes(ctx, key)
 		if err != nil {
@@ -263,24 +452,33 @@ func (b *Bucket) OpenReaderAt(ctx context.Context, key string, size int64) (*Rea
 // Size is the object's length in bytes.
 func (r *ReaderAt) Size() int64 { return r.size }
 
+// ReadCount returns Reads, safe to call while ReadAt runs.
+func (r *ReaderAt) ReadCount() int64 { return atomic.LoadInt64(&r.Reads) }
+
 // ReadAt implements io.ReaderAt.
 func (r *ReaderAt) ReadAt(p []byte, off int64) (int, error) {
+	if off < 0 {
+		return 0, &Error{Op: "read", Key: r.key, Kind: KindInvalid, Err: fmt.Errorf("negative offset %d", off)}
+	}
 	if off >= r.size {
 		return 0, io.EOF
+	}
+	if len(p) == 0 {
+		return 0, nil
 	}
 	n := int64(len(p))
 	if off+n > r.size {
 		n = r.size - off
 	}
-	r.Reads++
+	atomic.AddInt64(&r.Reads, 1)
 	rr, err := r.b.b.NewRangeReader(r.ctx, r.key, off, n, nil)
 	if err != nil {
-		return 0, wrap("read", r.key, err)
+		return 0, r.b.wrap("read", r.key, err)
 	}
 	defer rr.Close()
 	got, err := io.ReadFull(rr, p[:n])
 	if err != nil {
-		return got, wrap("read", r.key, err)
+		return got, r.b.wrap("read", r.key, err)
 	}
 	if got < len(p) {
 		return got, io.EOF
@@ -290,8 +488,14 @@ func (r *ReaderAt) ReadAt(p []byte, off int64) (int, error) {
 
 // Write stores data under key, replacing any object there.
 func (b *Bucket) Write(ctx context.Context, key string, data []byte) error {
-	if err := b.b.WriteAll(ctx, key, data, writerOpts(false)); err != nil {
-		return wrap("write", key, err)
+	if err := b.start(ctx, "write", key); err != nil {
+		return err
+	}
+	// Upload, not WriteAll: gocloud's Azure writer panics when a streamed
+	// write fails (it clears its pipe while Close still uses it); the
+	// one-shot upload path does not touch the pipe.
+	if err := b.b.Upload(ctx, key, bytes.NewReader(data), writerOpts(false)); err != nil {
+		return b.wrap("write", key, err)
 	}
 	return nil
 }
@@ -305,30 +509,57 @@ func writerOpts(ifNotExist bool) *blob.WriterOptions {
 }
 
 // Writer streams one object. Nothing is visible under the key until Close
-// returns nil; Abort discards what was written.
+// returns nil; Abort discards what was written. A Writer is used by one
+// goroutine at a time.
 type Writer struct {
-	w      *blob.Writer
-	cancel context.CancelFunc
+	b      *Bucket
 	key    string
+	pw     *io.PipeWriter
+	cancel context.CancelFunc
+	done   chan struct{}
+	err    error // the upload's result, set before done closes
 	n      int64
+	closed bool
 }
 
-// NewWriter starts writing key. Large objects are uploaded in parts.
+var errAborted = errors.New("write aborted")
+
+// NewWriter starts writing key. Large objects are uploaded in parts
+// (multipart on S3, resumable chunks on GCS, staged blocks on Azure).
 func (b *Bucket) NewWriter(ctx context.Context, key string) (*Writer, error) {
-	ctx, cancel := context.WithCancel(ctx)
-	w, err := b.b.NewWriter(ctx, key, writerOpts(false))
-	if err != nil {
-		cancel()
-		return nil, wrap("write", key, err)
+	if err := b.start(ctx, "write", key); err != nil {
+		return nil, err
 	}
-	return &Writer{w: w, cancel: cancel, key: key}, nil
+	ctx, cancel := context.WithCancel(ctx)
+	pr, pw := io.Pipe()
+	w := &Writer{b: b, key: key, pw: pw, cancel: cancel, done: make(chan struct{})}
+	// The upload reads from the pipe in its own goroutine (gocloud's
+	// one-shot upload path, see Write). When it ends early, closing the
+	// read side with its error makes pending and later Writes fail with it.
+	go func() {
+		defer close(w.done)
+		err := b.b.Upload(ctx, key, pr, writerOpts(false))
+		if err == nil {
+			err = ctx.Err() // a write that raced Abort is still aborted
+		}
+		w.err = err
+		if err == nil {
+			_ = pr.CloseWithError(errors.New("write already finished"))
+		} else {
+			_ = pr.CloseWithError(err)
+		}
+	}()
+	return w, nil
 }
 
 func (w *Writer) Write(p []byte) (int, error) {
-	n, err := w.w.Write(p)
+	if w.closed {
+		return 0, &Error{Op: "write", Key: w.key, Kind: KindInvalid, Err: errors.New("write after Close or Abort")}
+	}
+	n, err := w.pw.Write(p)
 	w.n += int64(n)
 	if err != nil {
-		return n, wrap("write", w.key, err)
+		return n, w.b.wrap("write", w.key, err)
 	}
 	return n, nil
 }
@@ -336,64 +567,199 @@ func (w *Writer) Write(p []byte) (int, error) {
 // Written is the number of bytes accepted so far.
 func (w *Writer) Written() int64 { return w.n }
 
-// Close commits the object.
+// Close commits the object and reports whether it was stored.
 func (w *Writer) Close() error {
-	defer w.cancel()
-	if err := w.w.Close(); err != nil {
-		return wrap("write", w.key, err)
+	if w.closed {
+		return &Error{Op: "write", Key: w.key, Kind: KindInvalid, Err: errors.New("Close after Close or Abort")}
+	}
+	w.closed = true
+	_ = w.pw.Close()
+	<-w.done
+	w.cancel()
+	if w.err != nil {
+		return w.b.wrap("write", w.key, w.err)
 	}
 	return nil
 }
 
-// Abort discards the object being written.
+// Abort discards the object being written; an object already under the key
+// is left as it was. It waits until the upload has stopped.
 func (w *Writer) Abort() {
+	if w.closed {
+		return
+	}
+	w.closed = true
+	// Cancel first: drivers that buffer (mem, file) check the context when
+	// the upload ends and then store nothing.
 	w.cancel()
-	_ = w.w.Close()
+	_ = w.pw.CloseWithError(errAborted)
+	<-w.done
 }
 
 // CreateIfNotExists stores data under key only if no object is there. It
 // returns an error of kind KindExists when one is, and of kind KindUnsupported
-// when the provider cannot make the write conditional.
+// when the provider cannot make the write conditional. Of several concurrent
+// calls for one key exactly one succeeds, on every backend tracectl opens
+// (file:// uses a hard link, so the directory's file system must support
+// them). Meant for small objects such as leases and markers.
 func (b *Bucket) CreateIfNotExists(ctx context.Context, key string, data []byte) error {
-	err := b.b.WriteAll(ctx, key, data, writerOpts(true))
-	if err != nil {
-		return wrap("create", key, err)
+	if err := b.start(ctx, "create", key); err != nil {
+		return err
+	}
+	if b.scheme == "file" && plainFileKey(key) {
+		return b.createFile(key, data)
+	}
+	opts := writerOpts(true)
+	if b.scheme == "s3" && len(data) >= s3PartSize {
+		// One PutObject rather than a multipart upload: stores that honour
+		// If-None-Match on PutObject do not all honour it on
+		// CompleteMultipartUpload (gofakes3 ignores it there).
+		opts.BufferSize = len(data) + 1
+	}
+	if err := b.b.Upload(ctx, key, bytes.NewReader(data), opts); err != nil {
+		return b.wrap("create", key, err)
 	}
 	return nil
 }
 
+// s3PartSize is the S3 transfer manager's default part size.
+const s3PartSize = 8 << 20
+
+// plainFileKey reports whether fileblob stores key at dir/key unchanged (it
+// escapes some characters, and those keys take gocloud's path).
+func plainFileKey(key string) bool {
+	if strings.HasSuffix(key, "/") || strings.Contains(key, "//") || strings.Contains(key, "__0x") || strings.ContainsRune(key, '\\') {
+		return false
+	}
+	for _, c := range key {
+		if c < 32 {
+			return false
+		}
+	}
+	for seg := range strings.SplitSeq(key, "/") {
+		if seg == "." || seg == ".." {
+			return false
+		}
+	}
+	return true
+}
+
+// createFile is CreateIfNotExists for file:// buckets. gocloud's fileblob
+// checks for the target and then renames over it, which lets two racing
+// writers both succeed; a hard link fails if the target exists, atomically.
+func (b *Bucket) createFile(key string, data []byte) error {
+	path := filepath.Join(b.dir, filepath.FromSlash(key))
+	if err := os.MkdirAll(filepath.Dir(path), 0o777); err != nil {
+		return b.wrap("create", key, err)
+	}
+	f, err := createTemp(path)
+	if err != nil {
+		return b.wrap("create", key, err)
+	}
+	tmp := f.Name()
+	defer os.Remove(tmp)
+	_, err = f.Write(data)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return b.wrap("create", key, err)
+	}
+	if err := os.Link(tmp, path); err != nil {
+		if errors.Is(err, fs.ErrExist) {
+			return &Error{Op: "create", Key: key, Kind: KindExists, scheme: b.scheme,
+				Err: fmt.Errorf("%s already exists", path)}
+		}
+		if errors.Is(err, syscall.EPERM) || errors.Is(err, syscall.ENOTSUP) || errors.Is(err, syscall.EXDEV) {
+			return &Error{Op: "create", Key: key, Kind: KindUnsupported, scheme: b.scheme,
+				Err: fmt.Errorf("the file system of %s has no hard links: %w", b.dir, err)}
+		}
+		return b.wrap("create", key, err)
+	}
+	return nil
+}
+
+// createTemp makes a temporary file beside path, named as fileblob names
+// its own so that listings hide it (see isTempKey).
+func createTemp(path string) (*os.File, error) {
+	for try := 0; ; try++ {
+		name := path + "." + strconv.FormatInt(time.Now().UnixNano(), 16) + ".tmp"
+		f, err := os.OpenFile(name, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o666)
+		if errors.Is(err, fs.ErrExist) && try < 1000 {
+			continue
+		}
+		return f, err
+	}
+}
+
+// isTempKey matches fileblob's in-progress files ("<key>.<hex nanos>.tmp"),
+// which sit beside their target (no_tmp_dir) until renamed.
+func isTempKey(key string) bool {
+	rest, ok := strings.CutSuffix(key, ".tmp")
+	if !ok {
+		return false
+	}
+	i := strings.LastIndexByte(rest, '.')
+	if i < 0 || len(rest)-i-1 < 8 {
+		return false
+	}
+	for _, c := range rest[i+1:] {
+		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
+			return false
+		}
+	}
+	return true
+}
+
 // Delete removes key. Deleting a missing key is an error of kind KindNotFound.
 func (b *Bucket) Delete(ctx context.Context, key string) error {
+	if err := b.start(ctx, "delete", key); err != nil {
+		return err
+	}
 	if err := b.b.Delete(ctx, key); err != nil {
-		return wrap("delete", key, err)
+		return b.wrap("delete", key, err)
 	}
 	return nil
 }
 
 // Copy copies src to dst within the bucket.
 func (b *Bucket) Copy(ctx context.Context, dst, src string) error {
+	if err := b.start(ctx, "copy", src); err != nil {
+		return err
+	}
+	if err := b.start(ctx, "copy", dst); err != nil {
+		return err
+	}
 	if err := b.b.Copy(ctx, dst, src, nil); err != nil {
-		return wrap("copy", src, err)
+		return b.wrap("copy", src, err)
 	}
 	return nil
 }
 
 // Attributes returns the size and modification time of key.
 func (b *Bucket) Attributes(ctx context.Context, key string) (Attributes, error) {
+	if err := b.start(ctx, "stat", key); err != nil {
+		return Attributes{}, err
+	}
 	a, err := b.b.Attributes(ctx, key)
 	if err != nil {
-		return Attributes{}, wrap("stat", key, err)
+		return Attributes{}, b.wrap("stat", key, err)
 	}
 	return Attributes{Size: a.Size, ModTime: a.ModTime, ETag: a.ETag}, nil
 }
 
-// Exists reports whether key is stored.
+// Exists reports whether key is stored. A missing bucket or a refused
+// permission is an error, not false.
 func (b *Bucket) Exists(ctx context.Context, key string) (bool, error) {
-	ok, err := b.b.Exists(ctx, key)
-	if err != nil {
-		return false, wrap("stat", key, err)
+	_, err := b.Attributes(ctx, key)
+	if err == nil {
+		return true, nil
 	}
-	return ok, nil
+	var e *Error
+	if errors.As(err, &e) && e.Kind == KindNotFound && !e.noBucket {
+		return false, nil
+	}
+	return false, err
 }
 
 // List yields the objects whose keys start with prefix, in lexical key order
@@ -409,8 +775,11 @@ func (b *Bucket) List(ctx context.Context, prefix, delimiter string) iter.Seq2[O
 				return
 			}
 			if err != nil {
-				yield(Object{}, wrap("list", prefix, err))
+				yield(Object{}, b.wrap("list", prefix, err))
 				return
+			}
+			if b.scheme == "file" && !o.IsDir && isTempKey(o.Key) {
+				continue
 			}
 			if !yield(Object{Key: o.Key, Size: o.Size, ModTime: o.ModTime, IsDir: o.IsDir}, nil) {
 				return
