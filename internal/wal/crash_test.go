@@ -20,8 +20,9 @@ import (
 )
 
 const (
-	helperDirEnv  = "TRACECTL_WAL_HELPER_DIR"
-	helperBaseEnv = "TRACECTL_WAL_HELPER_BASE"
+	helperDirEnv   = "TRACECTL_WAL_HELPER_DIR"
+	helperBaseEnv  = "TRACECTL_WAL_HELPER_BASE"
+	helperDelayEnv = "TRACECTL_WAL_HELPER_DELAY"
 )
 
 // crashRecord is the record with id: its tenant and payload follow from the
@@ -42,7 +43,8 @@ func TestHelperProcess(t *testing.T) {
 		t.Skip("the child process of TestCrashKill")
 	}
 	base, _ := strconv.ParseUint(os.Getenv(helperBaseEnv), 10, 64)
-	w, err := Open(dir, Options{Sync: SyncGroup, SegmentBytes: 128 << 10})
+	delay, _ := time.ParseDuration(os.Getenv(helperDelayEnv))
+	w, err := Open(dir, Options{Sync: SyncGroup, GroupDelay: delay, SegmentBytes: 128 << 10})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(2)
@@ -83,7 +85,14 @@ func TestCrashKill(t *testing.T) {
 	const trials = 6
 	for trial := range trials {
 		cmd := exec.Command(os.Args[0], "-test.run=^TestHelperProcess$", "-test.count=1")
-		cmd.Env = append(os.Environ(), helperDirEnv+"="+dir, helperBaseEnv+"="+strconv.Itoa(trial*1_000_000_000))
+		// Half the trials use a short group delay, so the kill is more
+		// likely to land inside a write or an fsync than between them.
+		groupDelay := DefaultGroupDelay
+		if trial%2 == 1 {
+			groupDelay = 200 * time.Microsecond
+		}
+		cmd.Env = append(os.Environ(), helperDirEnv+"="+dir, helperBaseEnv+"="+strconv.Itoa(trial*1_000_000_000),
+			helperDelayEnv+"="+groupDelay.String())
 		var stderr bytes.Buffer
 		cmd.Stderr = &stderr
 		out, err := cmd.StdoutPipe()
@@ -174,8 +183,8 @@ func TestCrashKill(t *testing.T) {
 		if missing > 0 {
 			t.Fatalf("trial %d: %d of %d acknowledged records missing after kill -9", trial, missing, len(acked))
 		}
-		t.Logf("trial %d: killed after %v; %d acknowledged this run, %d replayed in all, torn tail %d bytes",
-			trial, delay, len(ids), len(seen), st.TruncatedBytes)
+		t.Logf("trial %d (group delay %v): killed after %v; %d acknowledged this run, %d replayed in all, torn tail %d bytes",
+			trial, groupDelay, delay, len(ids), len(seen), st.TruncatedBytes)
 		if err := w.Close(); err != nil {
 			t.Fatal(err)
 		}

@@ -35,12 +35,12 @@ type Histogram struct {
 
 // LatencyBounds are the bucket bounds of every Histogram, in seconds.
 var LatencyBounds = []float64{
-	0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01,
-	0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5,
+	0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.0075,
+	0.01, 0.0125, 0.015, 0.02, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5,
 }
 
 type histogram struct {
-	counts [16]atomic.Uint64 // len(LatencyBounds)+1, the last for +Inf
+	counts [20]atomic.Uint64 // len(LatencyBounds)+1, the last for +Inf
 	sum    atomic.Int64
 }
 
