@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"net"
 	"net/http"
+	"regexp"
 	"strings"
 	"syscall"
 
@@ -90,7 +91,7 @@ func (e *Error) Error() string {
 	}
 	if e.Err != nil {
 		b.WriteString(": ")
-		b.WriteString(firstLine(e.Err.Error()))
+		b.WriteString(providerMessage(e.Err))
 	}
 	if h := e.hint(); h != "" {
 		b.WriteString("; ")
@@ -318,6 +319,59 @@ func isBucketMissing(err error) bool {
 		return true
 	}
 	return false
+}
+
+// gocloudPrefix is what gocloud puts before a driver's error; its code is
+// often wrong (gcsblob calls a 403 NotFound) and the key is said already.
+var gocloudPrefix = regexp.MustCompile(`^blob (\(key "[^"]*"\) )?\(code=\w+\): `)
+
+// providerMessage says in one line what the provider answered: the SDKs'
+// own messages are long (request IDs, whole response bodies) or, for
+// Azure, hold only the request line on the first line.
+func providerMessage(err error) string {
+	var op *net.OpError
+	if errors.As(err, &op) {
+		return op.Error() // e.g. dial tcp 127.0.0.1:9000: connect: connection refused
+	}
+	var dns *net.DNSError
+	if errors.As(err, &dns) {
+		return dns.Error()
+	}
+	if errors.Is(err, context.DeadlineExceeded) {
+		return "no answer before the deadline (context deadline exceeded)"
+	}
+	var re *azcore.ResponseError
+	if errors.As(err, &re) {
+		if re.ErrorCode != "" {
+			return fmt.Sprintf("azure answered %d %s", re.StatusCode, re.ErrorCode)
+		}
+		return fmt.Sprintf("azure answered %d %s", re.StatusCode, http.StatusText(re.StatusCode))
+	}
+	var ae smithy.APIError
+	if errors.As(err, &ae) {
+		msg := "s3"
+		var oe *smithy.OperationError
+		if errors.As(err, &oe) {
+			msg += " " + oe.OperationName
+		}
+		var sc statusCoder
+		if errors.As(err, &sc) {
+			msg += fmt.Sprintf(" answered %d", sc.HTTPStatusCode())
+		}
+		msg += " " + ae.ErrorCode()
+		if m := ae.ErrorMessage(); m != "" && m != ae.ErrorCode() {
+			msg += ": " + m
+		}
+		return msg
+	}
+	var ge *googleapi.Error
+	if errors.As(err, &ge) {
+		if ge.Message != "" {
+			return fmt.Sprintf("gcs answered %d: %s", ge.Code, ge.Message)
+		}
+		return fmt.Sprintf("gcs answered %d %s", ge.Code, http.StatusText(ge.Code))
+	}
+	return gocloudPrefix.ReplaceAllString(firstLine(err.Error()), "")
 }
 
 // firstLine keeps provider messages to one line: SDK errors can be long

@@ -36,14 +36,32 @@ import (
 type Peer struct {
 	// Addr is host:port on 127.0.0.1.
 	Addr string
-	// Deny, when set, picks requests to refuse with 403 and the provider's
-	// error body, as a real store does for credentials without access.
-	Deny func(r *http.Request) bool
 
+	deny   atomic.Pointer[func(r *http.Request) bool]
+	srv    *http.Server
 	isList func(r *http.Request) bool
 	denied func(w http.ResponseWriter, r *http.Request)
 	lists  atomic.Int64
 	reqs   atomic.Int64
+}
+
+// Deny makes the peer refuse the requests f picks with 403 and the
+// provider's own error body, as a real store does for credentials without
+// access. Deny(nil) lets everything through again.
+func (p *Peer) Deny(f func(r *http.Request) bool) {
+	if f == nil {
+		p.deny.Store(nil)
+		return
+	}
+	p.deny.Store(&f)
+}
+
+// Stop shuts the peer's listener and connections: later requests find
+// nothing listening, as when an endpoint goes away.
+func (p *Peer) Stop() {
+	if p.srv != nil {
+		_ = p.srv.Close()
+	}
 }
 
 // ListRequests is the number of listing requests the peer has answered.
@@ -55,7 +73,7 @@ func (p *Peer) Requests() int64 { return p.reqs.Load() }
 func (p *Peer) wrap(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		p.reqs.Add(1)
-		if p.Deny != nil && p.Deny(r) {
+		if f := p.deny.Load(); f != nil && (*f)(r) {
 			p.denied(w, r)
 			return
 		}
@@ -67,7 +85,7 @@ func (p *Peer) wrap(h http.Handler) http.Handler {
 }
 
 // serve runs h on a fresh 127.0.0.1 port until the test ends.
-func serve(t testing.TB, h http.Handler) string {
+func serve(t testing.TB, h http.Handler) (string, *http.Server) {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -115,7 +133,7 @@ func StartS3(t testing.TB) *S3 {
 <Error><Code>AccessDenied</Code><Message>Access Denied</Message><RequestId>TRACECTLTEST0001</RequestId><HostId>dGVzdA==</HostId></Error>`)
 	}
 	faker := gofakes3.New(s.Backend, gofakes3.WithLogger(gofakes3.DiscardLog()))
-	s.Addr = serve(t, s.wrap(faker.Server()))
+	s.Addr, s.srv = serve(t, s.wrap(faker.Server()))
 	return s
 }
 
@@ -196,19 +214,19 @@ func StartGCS(t testing.TB) *GCS {
 	g.Server = srv
 	// fakestorage needs its public address up front (for upload URLs), so
 	// it serves on our listener rather than its own.
-	g.Addr = serveOn(t, ln, g.wrap(srv.HTTPHandler()))
+	g.Addr, g.srv = serveOn(t, ln, g.wrap(srv.HTTPHandler()))
 	t.Cleanup(srv.Stop)
 	t.Setenv("STORAGE_EMULATOR_HOST", g.Addr)
 	t.Setenv("STORAGE_EMULATOR_HOST_GRPC", "")
 	return g
 }
 
-func serveOn(t testing.TB, ln net.Listener, h http.Handler) string {
+func serveOn(t testing.TB, ln net.Listener, h http.Handler) (string, *http.Server) {
 	t.Helper()
 	srv := &http.Server{Handler: h, ReadHeaderTimeout: 30 * time.Second}
 	go func() { _ = srv.Serve(ln) }()
 	t.Cleanup(func() { _ = srv.Close() })
-	return ln.Addr().String()
+	return ln.Addr().String(), srv
 }
 
 func splitPort(t testing.TB, addr string) (string, uint16) {
@@ -310,7 +328,7 @@ func StartAzure(t testing.TB) *Azure {
 	proxy := httputil.NewSingleHostReverseProxy(target)
 	proxy.FlushInterval = -1
 	proxy.ErrorLog = log.New(io.Discard, "", 0)
-	a.Addr = serve(t, a.wrap(proxy))
+	a.Addr, a.srv = serve(t, a.wrap(proxy))
 	return a
 }
 
