@@ -1,0 +1,365 @@
+package vparquet4
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"iter"
+	"sort"
+	"sync"
+
+	"github.com/parquet-go/parquet-go"
+	"github.com/parquet-go/parquet-go/format"
+	"go.opentelemetry.io/collector/pdata/ptrace"
+
+	"github.com/tracectl/tracectl/internal/blocks/block"
+	"github.com/tracectl/tracectl/internal/storage"
+)
+
+// MaxPrefetchBytes bounds the row-group byte range read in one request by
+// FindTraceByID and Iterate; larger row groups are read chunk by chunk.
+const MaxPrefetchBytes = 64 << 20
+
+// Block reads one vParquet4 block. It is safe for concurrent use; each
+// call opens its own readers.
+type Block struct {
+	bucket *storage.Bucket
+	meta   *block.Meta
+	ded    *dedicatedMap
+	key    string
+
+	// onReaderAt, when set (tests), sees every data.parquet reader opened.
+	onReaderAt func(*storage.ReaderAt)
+}
+
+// OpenBlock returns a reader for the block meta describes. It does no I/O:
+// errors surface on first use.
+func OpenBlock(ctx context.Context, bucket *storage.Bucket, meta *block.Meta) *Block {
+	return &Block{
+		bucket: bucket,
+		meta:   meta,
+		ded:    newDedicatedMap(meta.DedicatedColumns),
+		key:    block.DataKey(meta.TenantID, meta.BlockID),
+	}
+}
+
+// Meta is the block's meta.
+func (b *Block) Meta() *block.Meta { return b.meta }
+
+func (b *Block) errorf(format string, args ...any) error {
+	return fmt.Errorf("block %s: reading %s: %w", b.meta.String(), block.DataName, fmt.Errorf(format, args...))
+}
+
+var (
+	readSchemaOnce sync.Once
+	readSchema     *parquet.Schema
+)
+
+// rowSchema is the struct-derived schema used to reconstruct rows.
+func rowSchema() *parquet.Schema {
+	readSchemaOnce.Do(func() { readSchema = parquet.SchemaOf(Trace{}) })
+	return readSchema
+}
+
+// openFile opens data.parquet reading the footer with one ranged read when
+// meta.footerSize is known (Tempo's way: the trailer is synthesised from it).
+func (b *Block) openFile(ctx context.Context) (*parquet.File, *cachedReaderAt, error) {
+	if b.meta.Format != block.FormatVParquet4 {
+		return nil, nil, fmt.Errorf("block %s: format %q is not %s", b.meta.String(), b.meta.Format, block.FormatVParquet4)
+	}
+	size := int64(b.meta.Size)
+	if size == 0 {
+		size = -1
+	}
+	ra, err := b.bucket.OpenReaderAt(ctx, b.key, size)
+	if err != nil {
+		return nil, nil, fmt.Errorf("block %s: %w", b.meta.String(), err)
+	}
+	if b.onReaderAt != nil {
+		b.onReaderAt(ra)
+	}
+	size = ra.Size()
+	c := &cachedReaderAt{r: ra, size: size}
+	if fs := int64(b.meta.FooterSize); fs > 0 && fs+12 <= size {
+		off := size - 8 - fs
+		buf := make([]byte, fs+8)
+		n, err := ra.ReadAt(buf, off)
+		if err != nil && !(errors.Is(err, io.EOF) && n == len(buf)) {
+			return nil, nil, b.errorf("footer: %v", err)
+		}
+		// Synthesise the trailer from meta, as Tempo does; a file whose own
+		// trailer disagrees is corrupt or truncated.
+		if got := binary.LittleEndian.Uint32(buf[fs : fs+4]); int64(got) != fs || string(buf[fs+4:]) != "PAR1" {
+			return nil, nil, b.errorf("trailer does not match meta.json (footer %d bytes, file %d bytes): truncated or corrupt", fs, size)
+		}
+		c.add(off, buf)
+	} else {
+		// Unknown footer size: read a generous tail once, more if needed.
+		tail := min(size, 256<<10)
+		buf := make([]byte, tail)
+		if _, err := ra.ReadAt(buf, size-tail); err != nil && !errors.Is(err, io.EOF) {
+			return nil, nil, b.errorf("footer: %v", err)
+		}
+		c.add(size-tail, buf)
+	}
+	f, err := parquet.OpenFile(c, size,
+		parquet.SkipMagicBytes(true),
+		parquet.SkipPageIndex(true),
+		parquet.SkipBloomFilters(true),
+		parquet.ReadBufferSize(64<<10),
+		parquet.FileSchema(rowSchema()),
+	)
+	if err != nil {
+		return nil, nil, b.errorf("%v", err)
+	}
+	if n := len(f.Schema().Columns()); n != len(rowSchema().Columns()) {
+		return nil, nil, b.errorf("file has %d columns, vParquet4 has %d: not a vParquet4 file", n, len(rowSchema().Columns()))
+	}
+	return f, c, nil
+}
+
+// rowGroupRange is the byte range of all column chunks of a row group.
+func rowGroupRange(rg *format.RowGroup) (off, end int64) {
+	off = -1
+	for _, c := range rg.Columns {
+		m := &c.MetaData
+		start := m.DataPageOffset
+		if m.DictionaryPageOffset > 0 && m.DictionaryPageOffset < start {
+			start = m.DictionaryPageOffset
+		}
+		if off < 0 || start < off {
+			off = start
+		}
+		end = max(end, start+m.TotalCompressedSize)
+	}
+	return off, end
+}
+
+// prefetch reads a row group's byte range in one request when it is
+// small enough.
+func (b *Block) prefetch(f *parquet.File, c *cachedReaderAt, i int) error {
+	off, end := rowGroupRange(&f.Metadata().RowGroups[i])
+	if off < 0 || end <= off || end-off > MaxPrefetchBytes || end > c.size {
+		return nil
+	}
+	if c.covers(off, end-off) {
+		return nil
+	}
+	buf := make([]byte, end-off)
+	if _, err := c.r.ReadAt(buf, off); err != nil && !errors.Is(err, io.EOF) {
+		return b.errorf("row group %d: %v", i, err)
+	}
+	c.add(off, buf)
+	return nil
+}
+
+// FindTraceByID returns the trace with id, reading the footer and the one
+// row group whose TraceID range holds id (two object reads when the row
+// group is at most MaxPrefetchBytes). found is false when the block does
+// not hold it. The caller is expected to have consulted the bloom filter.
+func (b *Block) FindTraceByID(ctx context.Context, id block.TraceID) (td ptrace.Traces, found bool, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			td, found, err = ptrace.Traces{}, false, b.errorf("corrupt file: %v", r)
+		}
+	}()
+	f, c, err := b.openFile(ctx)
+	if err != nil {
+		return ptrace.Traces{}, false, err
+	}
+	rgs := f.Metadata().RowGroups
+	// Row groups are sorted by TraceID: find the first whose max >= id.
+	i := sort.Search(len(rgs), func(i int) bool {
+		max := rgs[i].Columns[0].MetaData.Statistics.MaxValue
+		return len(max) == 0 || bytes.Compare(max, id[:]) >= 0
+	})
+	if i == len(rgs) {
+		return ptrace.Traces{}, false, nil
+	}
+	if min := rgs[i].Columns[0].MetaData.Statistics.MinValue; len(min) > 0 && bytes.Compare(min, id[:]) > 0 {
+		return ptrace.Traces{}, false, nil
+	}
+	if err := b.prefetch(f, c, i); err != nil {
+		return ptrace.Traces{}, false, err
+	}
+	rg := f.RowGroups()[i]
+	row, err := findRow(rg, id)
+	if err != nil {
+		return ptrace.Traces{}, false, b.errorf("row group %d: %v", i, err)
+	}
+	if row < 0 {
+		return ptrace.Traces{}, false, nil
+	}
+	rows := rg.Rows()
+	defer rows.Close()
+	if err := rows.SeekToRow(row); err != nil {
+		return ptrace.Traces{}, false, b.errorf("row group %d: %v", i, err)
+	}
+	buf := make([]parquet.Row, 1)
+	if n, err := rows.ReadRows(buf); n != 1 {
+		return ptrace.Traces{}, false, b.errorf("row group %d row %d: %v", i, row, err)
+	}
+	tr := &Trace{}
+	if err := rowSchema().Reconstruct(tr, buf[0]); err != nil {
+		return ptrace.Traces{}, false, b.errorf("row group %d row %d: %v", i, row, err)
+	}
+	td = ptrace.NewTraces()
+	if err := appendOTLP(td, tr, b.ded); err != nil {
+		return ptrace.Traces{}, false, b.errorf("trace %s: %v", id, err)
+	}
+	return td, true, nil
+}
+
+// findRow returns the index of id in the row group's TraceID column, or -1.
+func findRow(rg parquet.RowGroup, id block.TraceID) (int64, error) {
+	pages := rg.ColumnChunks()[0].Pages()
+	defer pages.Close()
+	var base int64
+	vals := make([]parquet.Value, 256)
+	for {
+		p, err := pages.ReadPage()
+		if errors.Is(err, io.EOF) {
+			return -1, nil
+		}
+		if err != nil {
+			return -1, err
+		}
+		r := p.Values()
+		for {
+			n, err := r.ReadValues(vals)
+			for j := range n {
+				if bytes.Equal(vals[j].ByteArray(), id[:]) {
+					parquet.Release(p)
+					return base + int64(j), nil
+				}
+			}
+			base += int64(n)
+			if errors.Is(err, io.EOF) {
+				break
+			}
+			if err != nil {
+				parquet.Release(p)
+				return -1, err
+			}
+		}
+		parquet.Release(p)
+	}
+}
+
+// Iterate yields every row of the block in trace-ID order, reading one row
+// group at a time (one request per row group up to MaxPrefetchBytes). The
+// rows are fresh values the caller may keep; convert them with OTLP. The
+// sequence stops after the first error.
+func (b *Block) Iterate(ctx context.Context) iter.Seq2[*Trace, error] {
+	return func(yield func(*Trace, error) bool) {
+		defer func() {
+			if r := recover(); r != nil {
+				yield(nil, b.errorf("corrupt file: %v", r))
+			}
+		}()
+		f, c, err := b.openFile(ctx)
+		if err != nil {
+			yield(nil, err)
+			return
+		}
+		schema := rowSchema()
+		buf := make([]parquet.Row, 16)
+		for i, rg := range f.RowGroups() {
+			if err := ctx.Err(); err != nil {
+				yield(nil, err)
+				return
+			}
+			c.dropData()
+			if err := b.prefetch(f, c, i); err != nil {
+				yield(nil, err)
+				return
+			}
+			rows := rg.Rows()
+			for {
+				n, err := rows.ReadRows(buf)
+				for j := range n {
+					tr := &Trace{}
+					if err := schema.Reconstruct(tr, buf[j]); err != nil {
+						rows.Close()
+						yield(nil, b.errorf("row group %d: %v", i, err))
+						return
+					}
+					if !yield(tr, nil) {
+						rows.Close()
+						return
+					}
+				}
+				if errors.Is(err, io.EOF) {
+					break
+				}
+				if err != nil {
+					rows.Close()
+					yield(nil, b.errorf("row group %d: %v", i, err))
+					return
+				}
+			}
+			rows.Close()
+		}
+	}
+}
+
+// OTLP converts a row of this block to OTLP, mapping dedicated columns with
+// the block's own list.
+func (b *Block) OTLP(tr *Trace) (ptrace.Traces, error) {
+	td := ptrace.NewTraces()
+	if err := appendOTLP(td, tr, b.ded); err != nil {
+		return ptrace.Traces{}, fmt.Errorf("block %s: trace %s: %w", b.meta.String(), tr.ID(), err)
+	}
+	return td, nil
+}
+
+// cachedReaderAt serves reads from prefetched segments (the footer, a row
+// group) and passes the rest to the bucket.
+type cachedReaderAt struct {
+	r    *storage.ReaderAt
+	size int64
+	segs []segment
+}
+
+type segment struct {
+	off  int64
+	data []byte
+}
+
+func (c *cachedReaderAt) add(off int64, data []byte) { c.segs = append(c.segs, segment{off, data}) }
+
+// dropData forgets every segment but the first (the footer).
+func (c *cachedReaderAt) dropData() {
+	if len(c.segs) > 1 {
+		c.segs = c.segs[:1]
+	}
+}
+
+func (c *cachedReaderAt) covers(off, n int64) bool {
+	for _, s := range c.segs {
+		if off >= s.off && off+n <= s.off+int64(len(s.data)) {
+			return true
+		}
+	}
+	return false
+}
+
+func (c *cachedReaderAt) ReadAt(p []byte, off int64) (int, error) {
+	for _, s := range c.segs {
+		if off >= s.off && off+int64(len(p)) <= s.off+int64(len(s.data)) {
+			return copy(p, s.data[off-s.off:]), nil
+		}
+	}
+	// Reads past the end of the object come back short with io.EOF.
+	if off+int64(len(p)) > c.size {
+		for _, s := range c.segs {
+			if off >= s.off && s.off+int64(len(s.data)) == c.size {
+				return copy(p, s.data[off-s.off:]), io.EOF
+			}
+		}
+	}
+	return c.r.ReadAt(p, off)
+}
