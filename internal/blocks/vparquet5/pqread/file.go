@@ -1,0 +1,359 @@
+package pqread
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"iter"
+	"sort"
+
+	"github.com/parquet-go/parquet-go"
+
+	"github.com/tracectl/tracectl/internal/blocks/block"
+	"github.com/tracectl/tracectl/internal/storage"
+)
+
+// WholeFileLimit is the data.parquet size up to which a block's file is
+// fetched with one request instead of ranged reads per column chunk.
+const WholeFileLimit = 8 << 20
+
+// readBufferSize is parquet-go's per-column read buffer for ranged reads.
+const readBufferSize = 256 << 10
+
+// DataFile reads one block's data.parquet. It holds no open resources: each
+// call opens the file (reads its footer) and closes it again, so a DataFile
+// is safe for concurrent use.
+type DataFile struct {
+	bucket *storage.Bucket
+	meta   block.Meta
+	key    string
+}
+
+// NewDataFile describes the data.parquet of the block meta describes. It does
+// no I/O.
+func NewDataFile(bucket *storage.Bucket, meta block.Meta) *DataFile {
+	return &DataFile{bucket: bucket, meta: meta, key: block.DataKey(meta.TenantID, meta.BlockID)}
+}
+
+// Meta returns the block's meta.
+func (d *DataFile) Meta() block.Meta { return d.meta }
+
+// Key returns the object key of data.parquet.
+func (d *DataFile) Key() string { return d.key }
+
+// Errorf returns an error naming the block and the object concerned
+// ("<format> block <tenant>/<id>, object <key>: …").
+func (d *DataFile) Errorf(key string, format string, args ...any) error {
+	return fmt.Errorf("%s block %s, object %s: %w", d.meta.Format, d.meta.String(), key, fmt.Errorf(format, args...))
+}
+
+// MayContain tests the block's bloom shard for id. It returns true when the
+// block has no bloom shards or the shard object is missing (the data
+// decides), false only when the filter rules the ID out.
+func (d *DataFile) MayContain(ctx context.Context, id block.TraceID) (bool, error) {
+	n := int(d.meta.BloomShards)
+	if n <= 0 {
+		return true, nil
+	}
+	shard := block.BloomShardOf(id, n)
+	key := block.BloomKey(d.meta.TenantID, d.meta.BlockID, shard)
+	data, err := d.bucket.Read(ctx, key)
+	if errors.Is(err, storage.ErrNotFound) {
+		return true, nil
+	}
+	if err != nil {
+		return false, d.Errorf(key, "%w", err)
+	}
+	f, err := block.ParseBloomShard(key, data)
+	if err != nil {
+		return false, d.Errorf(key, "%w", err)
+	}
+	return f.Test(id), nil
+}
+
+// opened is an open data.parquet.
+type opened struct {
+	f       *parquet.File
+	asm     *Assembler
+	idCol   int
+	closeFn func() error
+}
+
+// open reads the footer and prepares the assembler. whole forces fetching
+// the whole object when it is small enough.
+func (d *DataFile) open(ctx context.Context, whole bool) (o *opened, err error) {
+	defer d.recoverInto(&err)
+	var ra io.ReaderAt
+	size := int64(d.meta.Size)
+	if whole && size > 0 && size <= WholeFileLimit {
+		data, err := d.bucket.Read(ctx, d.key)
+		if err != nil {
+			return nil, d.Errorf(d.key, "%w", err)
+		}
+		if int64(len(data)) != size {
+			return nil, d.Errorf(d.key, "object has %d bytes, meta.json says %d", len(data), size)
+		}
+		ra = bytes.NewReader(data)
+	} else {
+		r, err := d.bucket.OpenReaderAt(ctx, d.key, sizeOrUnknown(size))
+		if err != nil {
+			return nil, d.Errorf(d.key, "%w", err)
+		}
+		ra, size = r, r.Size()
+	}
+	f, err := parquet.OpenFile(ra, size,
+		parquet.OptimisticRead(true),
+		parquet.ReadBufferSize(readBufferSize),
+		parquet.SkipBloomFilters(true))
+	if err != nil {
+		return nil, d.Errorf(d.key, "opening parquet: %w", err)
+	}
+	asm, err := NewAssembler(f.Schema())
+	if err != nil {
+		return nil, d.Errorf(d.key, "schema: %w", err)
+	}
+	idCol := asm.ColumnIndex("TraceID")
+	if idCol < 0 {
+		return nil, d.Errorf(d.key, "no TraceID column")
+	}
+	return &opened{f: f, asm: asm, idCol: idCol}, nil
+}
+
+func sizeOrUnknown(n int64) int64 {
+	if n <= 0 {
+		return -1
+	}
+	return n
+}
+
+// recoverInto turns a panic inside parquet-go (which it may raise on
+// corrupt input) into an error naming the block and object.
+func (d *DataFile) recoverInto(err *error) {
+	if r := recover(); r != nil {
+		*err = d.Errorf(d.key, "corrupt parquet data: %v", r)
+	}
+}
+
+// FindRow looks id up and, when found, calls fn with its row. fn must not
+// keep the Group (see Group). The bloom shard is consulted first; row groups
+// are narrowed down by their TraceID statistics (binary search when every
+// group has them) and only the TraceID column of a candidate group is read
+// before the one matching row.
+func (d *DataFile) FindRow(ctx context.Context, id block.TraceID, fn func(*Group) error) (found bool, err error) {
+	ok, err := d.MayContain(ctx, id)
+	if err != nil || !ok {
+		return false, err
+	}
+	o, err := d.open(ctx, false)
+	if err != nil {
+		return false, err
+	}
+	defer d.recoverInto(&err)
+	rgs := o.f.RowGroups()
+	for _, i := range candidateRowGroups(o.f, o.idCol, id) {
+		if err := ctx.Err(); err != nil {
+			return false, err
+		}
+		row, err := d.findInRowGroup(rgs[i], o.idCol, id)
+		if err != nil {
+			return false, d.Errorf(d.key, "row group %d: %w", i, err)
+		}
+		if row < 0 {
+			continue
+		}
+		g, err := d.readRow(rgs[i], o.asm, row)
+		if err != nil {
+			return false, d.Errorf(d.key, "row group %d, row %d: %w", i, row, err)
+		}
+		if err := fn(g); err != nil {
+			return false, err
+		}
+		return true, nil
+	}
+	return false, nil
+}
+
+// candidateRowGroups returns the row groups whose TraceID statistics admit
+// id, in file order. Rows are sorted by ID across the file, so when every
+// group has statistics a binary search finds the only candidate.
+func candidateRowGroups(f *parquet.File, col int, id block.TraceID) []int {
+	md := f.Metadata()
+	type bounds struct {
+		min, max []byte
+		ok       bool
+	}
+	bs := make([]bounds, len(md.RowGroups))
+	all := true
+	for i, rg := range md.RowGroups {
+		if col < len(rg.Columns) {
+			st := rg.Columns[col].MetaData.Statistics
+			mn, mx := st.MinValue, st.MaxValue
+			if mn == nil || mx == nil {
+				mn, mx = st.Min, st.Max
+			}
+			if mn != nil && mx != nil {
+				bs[i] = bounds{padID(mn), padID(mx), true}
+				continue
+			}
+		}
+		all = false
+	}
+	if all {
+		i := sort.Search(len(bs), func(i int) bool { return bytes.Compare(bs[i].max, id[:]) >= 0 })
+		if i < len(bs) && bytes.Compare(bs[i].min, id[:]) <= 0 {
+			return []int{i}
+		}
+		return nil
+	}
+	var out []int
+	for i, b := range bs {
+		if !b.ok || (bytes.Compare(b.min, id[:]) <= 0 && bytes.Compare(b.max, id[:]) >= 0) {
+			out = append(out, i)
+		}
+	}
+	return out
+}
+
+// padID left-pads a stored ID to 16 bytes so that byte order is ID order.
+func padID(b []byte) []byte {
+	if len(b) >= 16 {
+		return b
+	}
+	out := make([]byte, 16)
+	copy(out[16-len(b):], b)
+	return out
+}
+
+// findInRowGroup reads the TraceID column of one row group and returns the
+// index of the row holding id, or -1.
+func (d *DataFile) findInRowGroup(rg parquet.RowGroup, col int, id block.TraceID) (int64, error) {
+	pages := rg.ColumnChunks()[col].Pages()
+	defer pages.Close()
+	buf := make([]parquet.Value, 256)
+	row := int64(0)
+	for {
+		p, err := pages.ReadPage()
+		if err == io.EOF {
+			return -1, nil
+		}
+		if err != nil {
+			return -1, err
+		}
+		vr := p.Values()
+		for {
+			n, err := vr.ReadValues(buf)
+			for _, v := range buf[:n] {
+				switch c := bytes.Compare(padID(v.ByteArray()), id[:]); {
+				case c == 0:
+					parquet.Release(p)
+					return row, nil
+				case c > 0:
+					// Rows are sorted: the ID is not in this group.
+					parquet.Release(p)
+					return -1, nil
+				}
+				row++
+			}
+			if err == io.EOF {
+				break
+			}
+			if err != nil {
+				parquet.Release(p)
+				return -1, err
+			}
+			if n == 0 {
+				break
+			}
+		}
+		parquet.Release(p)
+	}
+}
+
+func (d *DataFile) readRow(rg parquet.RowGroup, asm *Assembler, row int64) (*Group, error) {
+	rows := rg.Rows()
+	defer rows.Close()
+	if err := rows.SeekToRow(row); err != nil {
+		return nil, err
+	}
+	buf := make([]parquet.Row, 1)
+	n, err := rows.ReadRows(buf)
+	if n != 1 {
+		if err == nil || err == io.EOF {
+			err = io.ErrUnexpectedEOF
+		}
+		return nil, err
+	}
+	return asm.Assemble(buf[0])
+}
+
+// Rows streams every row of the file in file order (trace ID order), one
+// Group per row, valid only until the next iteration. The first error ends
+// the sequence. Files up to WholeFileLimit are fetched in one request.
+func (d *DataFile) Rows(ctx context.Context) iter.Seq2[*Group, error] {
+	return func(yield func(*Group, error) bool) {
+		o, err := d.open(ctx, true)
+		if err != nil {
+			yield(nil, err)
+			return
+		}
+		for i, rg := range o.f.RowGroups() {
+			if !d.rowGroupRows(ctx, i, rg, o.asm, yield) {
+				return
+			}
+		}
+	}
+}
+
+// rowGroupRows yields the rows of one row group; false means stop. Panics
+// of the parquet reader become errors; the caller's loop body runs outside
+// that recovery, so its own panics propagate untouched.
+func (d *DataFile) rowGroupRows(ctx context.Context, i int, rg parquet.RowGroup, asm *Assembler, yield func(*Group, error) bool) bool {
+	rows := rg.Rows()
+	defer rows.Close()
+	buf := make([]parquet.Row, 1)
+	declared := rg.NumRows()
+	for row := int64(0); ; row++ {
+		if err := ctx.Err(); err != nil {
+			yield(nil, err)
+			return false
+		}
+		g, err := d.nextRow(rows, buf, asm)
+		if err != nil {
+			yield(nil, d.Errorf(d.key, "row group %d, row %d: %w", i, row, err))
+			return false
+		}
+		if g == nil {
+			if row < declared {
+				yield(nil, d.Errorf(d.key, "row group %d: %d rows read, %d declared", i, row, declared))
+				return false
+			}
+			return true
+		}
+		if !yield(g, nil) {
+			return false
+		}
+	}
+}
+
+// nextRow reads and assembles one row; nil, nil at the end.
+func (d *DataFile) nextRow(rows parquet.Rows, buf []parquet.Row, asm *Assembler) (g *Group, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			g, err = nil, fmt.Errorf("corrupt parquet data: %v", r)
+		}
+	}()
+	n, err := rows.ReadRows(buf)
+	if n == 1 {
+		// A final row may come with io.EOF; the next call reports the end.
+		return asm.Assemble(buf[0])
+	}
+	if err == io.EOF {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	return nil, errors.New("no progress reading rows")
+}

@@ -1,0 +1,209 @@
+// Package vparquet5 reads Grafana Tempo's vParquet5 blocks (Tempo 3.1's
+// default format; TEMPO-FORMAT.md §7) into OTLP traces.
+//
+// It only reads: tracectl writes vParquet4. Columns are located by name in
+// each file's own schema, because a vParquet5 file holds only the dedicated
+// columns its meta.json assigns. Objects are read through package storage;
+// what all formats share (trace IDs, meta, bloom shards) comes from package
+// block.
+package vparquet5
+
+import (
+	"context"
+	"fmt"
+	"iter"
+
+	"go.opentelemetry.io/collector/pdata/pcommon"
+	"go.opentelemetry.io/collector/pdata/ptrace"
+
+	"github.com/tracectl/tracectl/internal/blocks/block"
+	"github.com/tracectl/tracectl/internal/blocks/vparquet5/pqread"
+	"github.com/tracectl/tracectl/internal/storage"
+)
+
+// Dedicated column slots per scope in vParquet5.
+const (
+	maxStringSlots = 20
+	maxIntSlots    = 5
+)
+
+// Block reads one vParquet5 block. It is safe for concurrent use; every
+// call opens data.parquet afresh.
+type Block struct {
+	meta  block.Meta
+	data  *pqread.DataFile
+	slots map[string][]pqread.Slot // by scope: resource, span, event
+}
+
+// Entry is one trace of a block, as Iterate yields it.
+type Entry struct {
+	ID    block.TraceID
+	Trace ptrace.Traces
+}
+
+// OpenBlock prepares reading the block meta describes from bucket. It does
+// no I/O; errors (missing objects, a meta of another format) surface from
+// the reading methods.
+func OpenBlock(_ context.Context, bucket *storage.Bucket, meta block.Meta) *Block {
+	b := &Block{meta: meta, data: pqread.NewDataFile(bucket, meta), slots: map[string][]pqread.Slot{}}
+	for _, scope := range []string{block.ScopeResource, block.ScopeSpan, block.ScopeEvent} {
+		b.slots[scope] = pqread.Slots(meta.DedicatedColumns, scope, true, maxStringSlots, maxIntSlots)
+	}
+	return b
+}
+
+// Meta returns the block's meta.
+func (b *Block) Meta() block.Meta { return b.meta }
+
+func (b *Block) checkFormat() error {
+	if b.meta.Format != block.FormatVParquet5 {
+		return fmt.Errorf("block %s is %q, not %s", b.meta.String(), b.meta.Format, block.FormatVParquet5)
+	}
+	return nil
+}
+
+// FindTraceByID returns the trace with the given ID and true, or false when
+// the block does not hold it. It tests the bloom shard, picks the row group
+// by TraceID statistics and reads only that trace's row. Errors name the
+// block and the object.
+func (b *Block) FindTraceByID(ctx context.Context, id block.TraceID) (ptrace.Traces, bool, error) {
+	if err := b.checkFormat(); err != nil {
+		return ptrace.Traces{}, false, err
+	}
+	var td ptrace.Traces
+	found, err := b.data.FindRow(ctx, id, func(g *pqread.Group) error {
+		gotID, t, err := b.convert(g)
+		if err != nil {
+			return err
+		}
+		if gotID != id {
+			return b.data.Errorf(b.data.Key(), "looked up trace %s, row holds %s", id, gotID)
+		}
+		td = t
+		return nil
+	})
+	if err != nil || !found {
+		return ptrace.Traces{}, false, err
+	}
+	return td, true, nil
+}
+
+// Iterate streams every trace of the block in trace ID order. The first
+// error ends the sequence.
+func (b *Block) Iterate(ctx context.Context) iter.Seq2[Entry, error] {
+	return func(yield func(Entry, error) bool) {
+		if err := b.checkFormat(); err != nil {
+			yield(Entry{}, err)
+			return
+		}
+		for g, err := range b.data.Rows(ctx) {
+			if err != nil {
+				yield(Entry{}, err)
+				return
+			}
+			id, td, err := b.convert(g)
+			if err != nil {
+				yield(Entry{}, err)
+				return
+			}
+			if !yield(Entry{ID: id, Trace: td}, nil) {
+				return
+			}
+		}
+	}
+}
+
+// convert turns one row into OTLP (§7 with the column meanings of §3).
+func (b *Block) convert(row *pqread.Group) (block.TraceID, ptrace.Traces, error) {
+	raw := row.Bytes("TraceID")
+	id, err := block.TraceIDFromBytes(raw)
+	if err != nil {
+		return id, ptrace.Traces{}, b.data.Errorf(b.data.Key(), "%w", err)
+	}
+	td := ptrace.NewTraces()
+	if err := b.convertRow(row, pcommon.TraceID(id), td); err != nil {
+		return id, ptrace.Traces{}, b.data.Errorf(b.data.Key(), "trace %s: %w", id, err)
+	}
+	return id, td, nil
+}
+
+func (b *Block) convertRow(row *pqread.Group, tid pcommon.TraceID, td ptrace.Traces) error {
+	for _, rsG := range row.List("rs") {
+		rs := td.ResourceSpans().AppendEmpty()
+		resG := rsG.Group("Resource")
+		res := rs.Resource()
+		if err := pqread.PutGenericAttrs(res.Attributes(), resG.List("Attrs")); err != nil {
+			return fmt.Errorf("resource: %w", err)
+		}
+		pqread.PutDedicated(res.Attributes(), resG.Group("DedicatedAttributes"), b.slots[block.ScopeResource])
+		if name := resG.Str("ServiceName"); name != "" {
+			res.Attributes().PutStr("service.name", name)
+		}
+		res.SetDroppedAttributesCount(resG.Uint32("DroppedAttributesCount"))
+
+		for _, ssG := range rsG.List("ss") {
+			ss := rs.ScopeSpans().AppendEmpty()
+			scG := ssG.Group("Scope")
+			sc := ss.Scope()
+			sc.SetName(scG.Str("Name"))
+			sc.SetVersion(scG.Str("Version"))
+			if err := pqread.PutGenericAttrs(sc.Attributes(), scG.List("Attrs")); err != nil {
+				return fmt.Errorf("scope: %w", err)
+			}
+			sc.SetDroppedAttributesCount(scG.Uint32("DroppedAttributesCount"))
+			for _, spG := range ssG.List("Spans") {
+				if err := b.convertSpan(spG, tid, ss.Spans().AppendEmpty()); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	return nil
+}
+
+func (b *Block) convertSpan(g *pqread.Group, tid pcommon.TraceID, sp ptrace.Span) error {
+	sp.SetTraceID(tid)
+	sid := g.Bytes("SpanID")
+	sp.SetSpanID(pqread.SpanID(sid))
+	if p := g.Bytes("ParentSpanID"); len(p) > 0 {
+		sp.SetParentSpanID(pqread.SpanID(p))
+	}
+	sp.SetName(g.Str("Name"))
+	sp.SetKind(ptrace.SpanKind(g.Int64("Kind")))
+	sp.TraceState().FromRaw(g.Str("TraceState"))
+	start := g.Uint64("StartTimeUnixNano")
+	sp.SetStartTimestamp(pcommon.Timestamp(start))
+	sp.SetEndTimestamp(pcommon.Timestamp(start + g.Uint64("DurationNano")))
+	sp.Status().SetCode(ptrace.StatusCode(g.Int64("StatusCode")))
+	sp.Status().SetMessage(g.Str("StatusMessage"))
+	if err := pqread.PutGenericAttrs(sp.Attributes(), g.List("Attrs")); err != nil {
+		return fmt.Errorf("span %x: %w", sid, err)
+	}
+	pqread.PutDedicated(sp.Attributes(), g.Group("DedicatedAttributes"), b.slots[block.ScopeSpan])
+	sp.SetDroppedAttributesCount(g.Uint32("DroppedAttributesCount"))
+
+	for _, eG := range g.List("Events") {
+		ev := sp.Events().AppendEmpty()
+		ev.SetTimestamp(pcommon.Timestamp(start + eG.Uint64("TimeSinceStartNano")))
+		ev.SetName(eG.Str("Name"))
+		if err := pqread.PutGenericAttrs(ev.Attributes(), eG.List("Attrs")); err != nil {
+			return fmt.Errorf("span %x event %q: %w", sid, ev.Name(), err)
+		}
+		pqread.PutDedicated(ev.Attributes(), eG.Group("DedicatedAttributes"), b.slots[block.ScopeEvent])
+		ev.SetDroppedAttributesCount(eG.Uint32("DroppedAttributesCount"))
+	}
+	sp.SetDroppedEventsCount(g.Uint32("DroppedEventsCount"))
+
+	for _, lG := range g.List("Links") {
+		l := sp.Links().AppendEmpty()
+		l.SetTraceID(pqread.TraceID(lG.Bytes("TraceID")))
+		l.SetSpanID(pqread.SpanID(lG.Bytes("SpanID")))
+		l.TraceState().FromRaw(lG.Str("TraceState"))
+		if err := pqread.PutGenericAttrs(l.Attributes(), lG.List("Attrs")); err != nil {
+			return fmt.Errorf("span %x link: %w", sid, err)
+		}
+		l.SetDroppedAttributesCount(lG.Uint32("DroppedAttributesCount"))
+	}
+	sp.SetDroppedLinksCount(g.Uint32("DroppedLinksCount"))
+	return nil
+}
