@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -467,8 +468,38 @@ func TestWriterMatchesFixture(t *testing.T) {
 		}
 		for i := range wantRows {
 			compareTraceColumns(t, wantRows[i], gotRows[i])
+			if !reflect.DeepEqual(wantRows[i], gotRows[i]) {
+				t.Errorf("wave %s: row %d (%s) differs from Tempo's", wv.blockID, i, otlptest.Label(wantRows[i].ID().Hex()))
+			}
+		}
+		// Same rows, same parquet settings: the pages and page indexes are
+		// byte-identical to Tempo's, and the footers differ only in created_by.
+		gotData, _ := b.Read(ctx, block.DataKey(m.TenantID, m.BlockID))
+		wantData, _ := fx.Read(ctx, block.DataKey(fm.TenantID, fm.BlockID))
+		gotBody := gotData[:len(gotData)-8-int(m.FooterSize)]
+		wantBody := wantData[:len(wantData)-8-int(fm.FooterSize)]
+		if !bytes.Equal(gotBody, wantBody) {
+			t.Errorf("wave %s: data pages differ from Tempo's (%d vs %d bytes before the footer)", wv.blockID, len(gotBody), len(wantBody))
+		}
+		gf := footerOf(t, gotData)
+		wf := footerOf(t, wantData)
+		if !strings.HasPrefix(wf.CreatedBy, "github.com/parquet-go/parquet-go") {
+			t.Errorf("fixture created_by %q", wf.CreatedBy)
+		}
+		gf.CreatedBy, wf.CreatedBy = "", ""
+		if !reflect.DeepEqual(gf, wf) {
+			t.Errorf("wave %s: footer differs from Tempo's beyond created_by", wv.blockID)
 		}
 	}
+}
+
+func footerOf(t *testing.T, data []byte) *format.FileMetaData {
+	t.Helper()
+	f, err := parquet.OpenFile(bytes.NewReader(data), int64(len(data)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return f.Metadata()
 }
 
 // compareTraceColumns checks the trace-level columns and the per-span
@@ -608,5 +639,3 @@ func TestCorruptInput(t *testing.T) {
 	mm.BlockID = uuid.New()
 	check("missing data.parquet", &mm)
 }
-
-var _ = format.Plain
