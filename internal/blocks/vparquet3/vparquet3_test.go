@@ -56,24 +56,34 @@ func readAll(t *testing.T, bucket *storage.Bucket, metas []block.Meta) (map[stri
 	traces := map[string]ptrace.Traces{}
 	perBlock := map[string][]string{}
 	for _, m := range metas {
-		blk := OpenBlock(ctx, bucket, m)
+		blk := OpenBlock(ctx, bucket, &m)
 		var last block.TraceID
 		n := 0
-		for e, err := range blk.Iterate(ctx) {
+		for tr, err := range blk.Iterate(ctx) {
 			if err != nil {
 				t.Fatalf("block %s: %v", m.BlockID, err)
 			}
-			if n > 0 && e.ID.Compare(last) <= 0 {
-				t.Errorf("block %s: trace %s after %s: not in ID order", m.BlockID, e.ID, last)
+			if n > 0 && tr.ID().Compare(last) <= 0 {
+				t.Errorf("block %s: trace %s after %s: not in ID order", m.BlockID, tr.ID(), last)
 			}
-			last = e.ID
+			last = tr.ID()
 			n++
-			id := e.ID.Hex()
+			id := tr.ID().Hex()
+			if tr.TraceIDText != tr.ID().Text() {
+				t.Errorf("block %s: TraceIDText %q for %s", m.BlockID, tr.TraceIDText, id)
+			}
+			td, err := blk.OTLP(tr)
+			if err != nil || td.SpanCount() != tr.SpanCount() {
+				t.Fatalf("block %s: OTLP: %v", m.BlockID, err)
+			}
+			if ok, err := blk.MayContain(ctx, tr.ID()); !ok || err != nil {
+				t.Errorf("block %s: bloom rules out stored trace %s (%v)", m.BlockID, id, err)
+			}
 			perBlock[m.BlockID.String()] = append(perBlock[m.BlockID.String()], id)
 			if prev, ok := traces[id]; ok {
-				traces[id] = otlptest.Merge(prev, e.Trace)
+				traces[id] = otlptest.Merge(prev, td)
 			} else {
-				traces[id] = e.Trace
+				traces[id] = td
 			}
 		}
 		if int64(n) != m.TotalObjects {
@@ -132,7 +142,7 @@ func TestFindTraceByID(t *testing.T) {
 	_, perBlock := readAll(t, bucket, metas)
 	ctx := context.Background()
 	for _, m := range metas {
-		blk := OpenBlock(ctx, bucket, m)
+		blk := OpenBlock(ctx, bucket, &m)
 		holds := map[string]bool{}
 		for _, id := range perBlock[m.BlockID.String()] {
 			holds[id] = true
@@ -214,7 +224,7 @@ func TestFindTraceByIDLeadingZeros(t *testing.T) {
 		}
 		found := 0
 		for _, m := range metas {
-			td, ok, err := OpenBlock(ctx, bucket, m).FindTraceByID(ctx, id)
+			td, ok, err := OpenBlock(ctx, bucket, &m).FindTraceByID(ctx, id)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -233,7 +243,7 @@ func TestFindTraceByIDLeadingZeros(t *testing.T) {
 	for _, s := range []string{"1", "594dbe7e6cff645eb51079037485e52b", "ffffffffffffffffffffffffffffffff"} {
 		id, _ := block.ParseTraceID(s)
 		for _, m := range metas {
-			if _, ok, err := OpenBlock(ctx, bucket, m).FindTraceByID(ctx, id); ok || err != nil {
+			if _, ok, err := OpenBlock(ctx, bucket, &m).FindTraceByID(ctx, id); ok || err != nil {
 				t.Errorf("%s in block %s: found=%v err=%v", s, m.BlockID, ok, err)
 			}
 		}

@@ -91,11 +91,11 @@ func TestTruncatedData(t *testing.T) {
 	for _, n := range []int{0, 4, 100, len(data) / 2, len(data) - 9, len(data) - 1} {
 		bucket := memBlock(t, m, data[:n])
 		// As meta.json says (size mismatch) …
-		checkNamesBlock(t, readEverything(t, OpenBlock(ctx, bucket, m)), m)
+		checkNamesBlock(t, readEverything(t, OpenBlock(ctx, bucket, &m)), m)
 		// … and without a size, so the parquet reader meets the damage.
 		m0 := m
 		m0.Size = 0
-		checkNamesBlock(t, readEverything(t, OpenBlock(ctx, bucket, m0)), m0)
+		checkNamesBlock(t, readEverything(t, OpenBlock(ctx, bucket, &m0)), m0)
 	}
 }
 
@@ -103,7 +103,7 @@ func TestMissingData(t *testing.T) {
 	_, metas := fixtureBlocks(t, "vparquet5")
 	m := metas[0]
 	bucket := memBlock(t, m, nil)
-	err := readEverything(t, OpenBlock(context.Background(), bucket, m))
+	err := readEverything(t, OpenBlock(context.Background(), bucket, &m))
 	checkNamesBlock(t, err, m)
 	if !errors.Is(err, storage.ErrNotFound) {
 		t.Errorf("error does not match storage.ErrNotFound: %v", err)
@@ -114,7 +114,7 @@ func TestWrongFormat(t *testing.T) {
 	bucket, metas := fixtureBlocks(t, "vparquet5")
 	m := metas[0]
 	m.Format = block.FormatVParquet4
-	err := readEverything(t, OpenBlock(context.Background(), bucket, m))
+	err := readEverything(t, OpenBlock(context.Background(), bucket, &m))
 	if err == nil || !strings.Contains(err.Error(), m.BlockID.String()) {
 		t.Errorf("err = %v", err)
 	}
@@ -143,7 +143,7 @@ func TestDamagedBytesNeverPanic(t *testing.T) {
 					t.Fatalf("byte %d flipped: panic: %v", pos, r)
 				}
 			}()
-			if err := readEverything(t, OpenBlock(ctx, bucket, m)); err != nil {
+			if err := readEverything(t, OpenBlock(ctx, bucket, &m)); err != nil {
 				failed++
 				if !strings.Contains(err.Error(), m.BlockID.String()) {
 					t.Errorf("byte %d flipped: error does not name the block: %v", pos, err)

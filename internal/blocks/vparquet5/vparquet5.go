@@ -30,30 +30,48 @@ const (
 // Block reads one vParquet5 block. It is safe for concurrent use; every
 // call opens data.parquet afresh.
 type Block struct {
-	meta  block.Meta
+	meta  *block.Meta
 	data  *pqread.DataFile
 	slots map[string][]pqread.Slot // by scope: resource, span, event
 }
 
-// Entry is one trace of a block, as Iterate yields it.
-type Entry struct {
-	ID    block.TraceID
-	Trace ptrace.Traces
+// Trace is one row of a block: its trace-level columns and the trace
+// converted to OTLP (the row's buffers do not outlive the iteration step,
+// so conversion cannot wait). The field names are those of the columns.
+type Trace struct {
+	TraceID           []byte // as stored; see ID
+	TraceIDText       string
+	StartTimeUnixNano uint64
+	EndTimeUnixNano   uint64
+	DurationNano      uint64
+	RootServiceName   string
+	RootSpanName      string
+
+	otlp ptrace.Traces
 }
+
+// ID returns the row's trace ID (left-padded to 16 bytes).
+func (tr *Trace) ID() block.TraceID {
+	id, _ := block.TraceIDFromBytes(tr.TraceID)
+	return id
+}
+
+// SpanCount is the number of spans stored in the row.
+func (tr *Trace) SpanCount() int { return tr.otlp.SpanCount() }
 
 // OpenBlock prepares reading the block meta describes from bucket. It does
 // no I/O; errors (missing objects, a meta of another format) surface from
 // the reading methods.
-func OpenBlock(_ context.Context, bucket *storage.Bucket, meta block.Meta) *Block {
-	b := &Block{meta: meta, data: pqread.NewDataFile(bucket, meta), slots: map[string][]pqread.Slot{}}
+func OpenBlock(_ context.Context, bucket *storage.Bucket, meta *block.Meta) *Block {
+	b := &Block{meta: meta, data: pqread.NewDataFile(bucket, *meta), slots: map[string][]pqread.Slot{}}
 	for _, scope := range []string{block.ScopeResource, block.ScopeSpan, block.ScopeEvent} {
 		b.slots[scope] = pqread.Slots(meta.DedicatedColumns, scope, true, maxStringSlots, maxIntSlots)
 	}
 	return b
 }
 
-// Meta returns the block's meta.
-func (b *Block) Meta() block.Meta { return b.meta }
+// Meta is the block's meta.
+func (b *Block) Meta() *block.Meta { return b.meta }
 
 func (b *Block) checkFormat() error {
 	if b.meta.Format != block.FormatVParquet5 {
@@ -62,69 +80,91 @@ func (b *Block) checkFormat() error {
 	return nil
 }
 
-// FindTraceByID returns the trace with the given ID and true, or false when
-// the block does not hold it. It tests the bloom shard, picks the row group
-// by TraceID statistics and reads only that trace's row. Errors name the
-// block and the object.
+// FindTraceByID returns the trace with id and true, or false when the
+// block does not hold it. It reads the footer and the one row group whose
+// TraceID statistics admit id (two object reads when the row group is at
+// most pqread.MaxPrefetchBytes). The caller is expected to have consulted
+// the bloom filter (MayContain). Errors name the block and the object.
 func (b *Block) FindTraceByID(ctx context.Context, id block.TraceID) (ptrace.Traces, bool, error) {
 	if err := b.checkFormat(); err != nil {
 		return ptrace.Traces{}, false, err
 	}
-	var td ptrace.Traces
+	var tr *Trace
 	found, err := b.data.FindRow(ctx, id, func(g *pqread.Group) error {
-		gotID, t, err := b.convert(g)
-		if err != nil {
-			return err
+		var err error
+		tr, err = b.convert(g)
+		if err == nil && tr.ID() != id {
+			err = b.data.Errorf(b.data.Key(), "looked up trace %s, row holds %s", id, tr.ID())
 		}
-		if gotID != id {
-			return b.data.Errorf(b.data.Key(), "looked up trace %s, row holds %s", id, gotID)
-		}
-		td = t
-		return nil
+		return err
 	})
 	if err != nil || !found {
 		return ptrace.Traces{}, false, err
 	}
-	return td, true, nil
+	return tr.otlp, true, nil
 }
 
-// Iterate streams every trace of the block in trace ID order. The first
-// error ends the sequence.
-func (b *Block) Iterate(ctx context.Context) iter.Seq2[Entry, error] {
-	return func(yield func(Entry, error) bool) {
+// MayContain tests the block's bloom filter shard for id: false means the
+// block certainly does not hold it. A block without bloom objects may
+// contain anything.
+func (b *Block) MayContain(ctx context.Context, id block.TraceID) (bool, error) {
+	if err := b.checkFormat(); err != nil {
+		return false, err
+	}
+	return b.data.MayContain(ctx, id)
+}
+
+// Iterate yields every row of the block in trace ID order, fetching one
+// row group at a time (one request per row group up to
+// pqread.MaxPrefetchBytes). The rows are the caller's to keep; OTLP gives
+// their traces. The sequence stops after the first error.
+func (b *Block) Iterate(ctx context.Context) iter.Seq2[*Trace, error] {
+	return func(yield func(*Trace, error) bool) {
 		if err := b.checkFormat(); err != nil {
-			yield(Entry{}, err)
+			yield(nil, err)
 			return
 		}
 		for g, err := range b.data.Rows(ctx) {
 			if err != nil {
-				yield(Entry{}, err)
+				yield(nil, err)
 				return
 			}
-			id, td, err := b.convert(g)
+			tr, err := b.convert(g)
 			if err != nil {
-				yield(Entry{}, err)
+				yield(nil, err)
 				return
 			}
-			if !yield(Entry{ID: id, Trace: td}, nil) {
+			if !yield(tr, nil) {
 				return
 			}
 		}
 	}
 }
 
+// OTLP returns the trace of a row that Iterate yielded. Rows are converted
+// while they are read, so it never fails and returns the same
+// ptrace.Traces on every call; the error is there to match vparquet4.
+func (b *Block) OTLP(tr *Trace) (ptrace.Traces, error) { return tr.otlp, nil }
+
 // convert turns one row into OTLP (§7 with the column meanings of §3).
-func (b *Block) convert(row *pqread.Group) (block.TraceID, ptrace.Traces, error) {
-	raw := row.Bytes("TraceID")
-	id, err := block.TraceIDFromBytes(raw)
-	if err != nil {
-		return id, ptrace.Traces{}, b.data.Errorf(b.data.Key(), "%w", err)
+func (b *Block) convert(row *pqread.Group) (*Trace, error) {
+	tr := &Trace{
+		TraceID:           row.Bytes("TraceID"),
+		TraceIDText:       row.Str("TraceIDText"),
+		StartTimeUnixNano: row.Uint64("StartTimeUnixNano"),
+		EndTimeUnixNano:   row.Uint64("EndTimeUnixNano"),
+		DurationNano:      row.Uint64("DurationNano"),
+		RootServiceName:   row.Str("RootServiceName"),
+		RootSpanName:      row.Str("RootSpanName"),
+		otlp:              ptrace.NewTraces(),
 	}
-	td := ptrace.NewTraces()
-	if err := b.convertRow(row, pcommon.TraceID(id), td); err != nil {
-		return id, ptrace.Traces{}, b.data.Errorf(b.data.Key(), "trace %s: %w", id, err)
+	if len(tr.TraceID) > 16 {
+		return nil, b.data.Errorf(b.data.Key(), "trace id of %d bytes: at most 16 allowed", len(tr.TraceID))
 	}
-	return id, td, nil
+	if err := b.convertRow(row, pcommon.TraceID(tr.ID()), tr.otlp); err != nil {
+		return nil, b.data.Errorf(b.data.Key(), "trace %s: %w", tr.ID(), err)
+	}
+	return tr, nil
 }
 
 func (b *Block) convertRow(row *pqread.Group, tid pcommon.TraceID, td ptrace.Traces) error {

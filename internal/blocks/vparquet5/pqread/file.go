@@ -3,6 +3,7 @@ package pqread
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -10,17 +11,23 @@ import (
 	"sort"
 
 	"github.com/parquet-go/parquet-go"
+	"github.com/parquet-go/parquet-go/format"
 
 	"github.com/tracectl/tracectl/internal/blocks/block"
 	"github.com/tracectl/tracectl/internal/storage"
 )
 
-// WholeFileLimit is the data.parquet size up to which a block's file is
-// fetched with one request instead of ranged reads per column chunk.
-const WholeFileLimit = 8 << 20
+// MaxPrefetchBytes bounds the byte range of a row group read in one
+// request; larger row groups are read column chunk by column chunk.
+const MaxPrefetchBytes = 64 << 20
 
-// readBufferSize is parquet-go's per-column read buffer for ranged reads.
-const readBufferSize = 256 << 10
+// readBufferSize is parquet-go's per-column read buffer for chunks that
+// were not prefetched.
+const readBufferSize = 64 << 10
+
+// tailReadSize is read from the end of the file when meta.json gives no
+// footer size.
+const tailReadSize = 256 << 10
 
 // DataFile reads one block's data.parquet. It holds no open resources: each
 // call opens the file (reads its footer) and closes it again, so a DataFile
@@ -49,9 +56,10 @@ func (d *DataFile) Errorf(key string, format string, args ...any) error {
 	return fmt.Errorf("%s block %s, object %s: %w", d.meta.Format, d.meta.String(), key, fmt.Errorf(format, args...))
 }
 
-// MayContain tests the block's bloom shard for id. It returns true when the
-// block has no bloom shards or the shard object is missing (the data
-// decides), false only when the filter rules the ID out.
+// MayContain tests the block's bloom shard for id, as a caller does before
+// FindRow. It returns true when the block has no bloom shards or the shard
+// object is missing (the data decides), false only when the filter rules
+// the ID out.
 func (d *DataFile) MayContain(ctx context.Context, id block.TraceID) (bool, error) {
 	n := int(d.meta.BloomShards)
 	if n <= 0 {
@@ -75,38 +83,45 @@ func (d *DataFile) MayContain(ctx context.Context, id block.TraceID) (bool, erro
 
 // opened is an open data.parquet.
 type opened struct {
-	f       *parquet.File
-	asm     *Assembler
-	idCol   int
-	closeFn func() error
+	f     *parquet.File
+	c     *cachedReaderAt
+	asm   *Assembler
+	idCol int
 }
 
-// open reads the footer and prepares the assembler. whole forces fetching
-// the whole object when it is small enough.
-func (d *DataFile) open(ctx context.Context, whole bool) (o *opened, err error) {
+// open reads the footer (one request when meta.json gives footerSize, whose
+// trailer it then checks) and prepares the assembler.
+func (d *DataFile) open(ctx context.Context) (o *opened, err error) {
 	defer d.recoverInto(&err)
-	var ra io.ReaderAt
-	size := int64(d.meta.Size)
-	if whole && size > 0 && size <= WholeFileLimit {
-		data, err := d.bucket.Read(ctx, d.key)
-		if err != nil {
-			return nil, d.Errorf(d.key, "%w", err)
-		}
-		if int64(len(data)) != size {
-			return nil, d.Errorf(d.key, "object has %d bytes, meta.json says %d", len(data), size)
-		}
-		ra = bytes.NewReader(data)
-	} else {
-		r, err := d.bucket.OpenReaderAt(ctx, d.key, sizeOrUnknown(size))
-		if err != nil {
-			return nil, d.Errorf(d.key, "%w", err)
-		}
-		ra, size = r, r.Size()
+	ra, err := d.bucket.OpenReaderAt(ctx, d.key, sizeOrUnknown(int64(d.meta.Size)))
+	if err != nil {
+		return nil, d.Errorf(d.key, "%w", err)
 	}
-	f, err := parquet.OpenFile(ra, size,
-		parquet.OptimisticRead(true),
-		parquet.ReadBufferSize(readBufferSize),
-		parquet.SkipBloomFilters(true))
+	size := ra.Size()
+	c := &cachedReaderAt{r: ra, size: size}
+	if fs := int64(d.meta.FooterSize); fs > 0 && fs+12 <= size {
+		off := size - 8 - fs
+		buf := make([]byte, fs+8)
+		if n, err := ra.ReadAt(buf, off); n != len(buf) {
+			return nil, d.Errorf(d.key, "reading footer: %w", eofIsUnexpected(err))
+		}
+		if got := binary.LittleEndian.Uint32(buf[fs : fs+4]); int64(got) != fs || string(buf[fs+4:]) != "PAR1" {
+			return nil, d.Errorf(d.key, "trailer does not match meta.json (footer %d bytes, file %d bytes): truncated or corrupt", fs, size)
+		}
+		c.add(off, buf)
+	} else {
+		tail := min(size, tailReadSize)
+		buf := make([]byte, tail)
+		if n, err := ra.ReadAt(buf, size-tail); n != len(buf) {
+			return nil, d.Errorf(d.key, "reading footer: %w", eofIsUnexpected(err))
+		}
+		c.add(size-tail, buf)
+	}
+	f, err := parquet.OpenFile(c, size,
+		parquet.SkipMagicBytes(true),
+		parquet.SkipPageIndex(true),
+		parquet.SkipBloomFilters(true),
+		parquet.ReadBufferSize(readBufferSize))
 	if err != nil {
 		return nil, d.Errorf(d.key, "opening parquet: %w", err)
 	}
@@ -118,7 +133,88 @@ func (d *DataFile) open(ctx context.Context, whole bool) (o *opened, err error) 
 	if idCol < 0 {
 		return nil, d.Errorf(d.key, "no TraceID column")
 	}
-	return &opened{f: f, asm: asm, idCol: idCol}, nil
+	return &opened{f: f, c: c, asm: asm, idCol: idCol}, nil
+}
+
+func eofIsUnexpected(err error) error {
+	if err == nil || errors.Is(err, io.EOF) {
+		return io.ErrUnexpectedEOF
+	}
+	return err
+}
+
+// prefetch reads the byte range of row group i in one request when it is
+// at most MaxPrefetchBytes, dropping earlier prefetched row groups.
+func (d *DataFile) prefetch(o *opened, i int) error {
+	o.c.dropData()
+	off, end := rowGroupRange(&o.f.Metadata().RowGroups[i])
+	if off < 0 || end <= off || end-off > MaxPrefetchBytes || end > o.c.size {
+		return nil // let parquet-go read chunk by chunk (and meet any damage)
+	}
+	buf := make([]byte, end-off)
+	if n, err := o.c.r.ReadAt(buf, off); n != len(buf) {
+		return d.Errorf(d.key, "row group %d: %w", i, eofIsUnexpected(err))
+	}
+	o.c.add(off, buf)
+	return nil
+}
+
+// rowGroupRange is the byte range of all column chunks of a row group.
+func rowGroupRange(rg *format.RowGroup) (off, end int64) {
+	off = -1
+	for _, c := range rg.Columns {
+		m := &c.MetaData
+		start := m.DataPageOffset
+		if m.DictionaryPageOffset > 0 && m.DictionaryPageOffset < start {
+			start = m.DictionaryPageOffset
+		}
+		if off < 0 || start < off {
+			off = start
+		}
+		end = max(end, start+m.TotalCompressedSize)
+	}
+	return off, end
+}
+
+// cachedReaderAt serves reads from prefetched segments (the footer first,
+// then at most one row group) and passes the rest to the bucket.
+type cachedReaderAt struct {
+	r    *storage.ReaderAt
+	size int64
+	segs []segment
+}
+
+type segment struct {
+	off  int64
+	data []byte
+}
+
+func (c *cachedReaderAt) add(off int64, data []byte) { c.segs = append(c.segs, segment{off, data}) }
+
+// dropData forgets every segment but the footer.
+func (c *cachedReaderAt) dropData() {
+	if len(c.segs) > 1 {
+		c.segs = c.segs[:1]
+	}
+}
+
+// ReadAt implements io.ReaderAt.
+func (c *cachedReaderAt) ReadAt(p []byte, off int64) (int, error) {
+	for _, s := range c.segs {
+		if off >= s.off && off+int64(len(p)) <= s.off+int64(len(s.data)) {
+			return copy(p, s.data[off-s.off:]), nil
+		}
+	}
+	// A read running past the end of the object: serve what a segment
+	// reaching the end holds, short, with io.EOF.
+	if off+int64(len(p)) > c.size {
+		for _, s := range c.segs {
+			if off >= s.off && s.off+int64(len(s.data)) == c.size {
+				return copy(p, s.data[off-s.off:]), io.EOF
+			}
+		}
+	}
+	return c.r.ReadAt(p, off)
 }
 
 func sizeOrUnknown(n int64) int64 {
@@ -136,17 +232,14 @@ func (d *DataFile) recoverInto(err *error) {
 	}
 }
 
-// FindRow looks id up and, when found, calls fn with its row. fn must not
-// keep the Group (see Group). The bloom shard is consulted first; row groups
-// are narrowed down by their TraceID statistics (binary search when every
-// group has them) and only the TraceID column of a candidate group is read
-// before the one matching row.
+// FindRow looks id up and, when found, calls fn with its row; fn must not
+// keep the Group (see Group). Row groups are narrowed down by their TraceID
+// statistics (binary search when every group has them); the candidate group
+// is fetched in one request (up to MaxPrefetchBytes), so a lookup costs two
+// object reads: footer and row group. The bloom filter is the caller's
+// business (see MayContain).
 func (d *DataFile) FindRow(ctx context.Context, id block.TraceID, fn func(*Group) error) (found bool, err error) {
-	ok, err := d.MayContain(ctx, id)
-	if err != nil || !ok {
-		return false, err
-	}
-	o, err := d.open(ctx, false)
+	o, err := d.open(ctx)
 	if err != nil {
 		return false, err
 	}
@@ -154,6 +247,9 @@ func (d *DataFile) FindRow(ctx context.Context, id block.TraceID, fn func(*Group
 	rgs := o.f.RowGroups()
 	for _, i := range candidateRowGroups(o.f, o.idCol, id) {
 		if err := ctx.Err(); err != nil {
+			return false, err
+		}
+		if err := d.prefetch(o, i); err != nil {
 			return false, err
 		}
 		row, err := d.findInRowGroup(rgs[i], o.idCol, id)
@@ -290,15 +386,20 @@ func (d *DataFile) readRow(rg parquet.RowGroup, asm *Assembler, row int64) (*Gro
 
 // Rows streams every row of the file in file order (trace ID order), one
 // Group per row, valid only until the next iteration. The first error ends
-// the sequence. Files up to WholeFileLimit are fetched in one request.
+// the sequence. Each row group is fetched in one request (up to
+// MaxPrefetchBytes).
 func (d *DataFile) Rows(ctx context.Context) iter.Seq2[*Group, error] {
 	return func(yield func(*Group, error) bool) {
-		o, err := d.open(ctx, true)
+		o, err := d.open(ctx)
 		if err != nil {
 			yield(nil, err)
 			return
 		}
 		for i, rg := range o.f.RowGroups() {
+			if err := d.prefetch(o, i); err != nil {
+				yield(nil, err)
+				return
+			}
 			if !d.rowGroupRows(ctx, i, rg, o.asm, yield) {
 				return
 			}
