@@ -5,6 +5,9 @@ import (
 	"fmt"
 
 	"github.com/tracectl/tracectl/internal/blocks/block"
+	"github.com/tracectl/tracectl/internal/blocks/vparquet3"
+	"github.com/tracectl/tracectl/internal/blocks/vparquet4"
+	"github.com/tracectl/tracectl/internal/blocks/vparquet5"
 	"github.com/tracectl/tracectl/internal/storage"
 )
 
@@ -13,7 +16,17 @@ import (
 type opener func(ctx context.Context, b *storage.Bucket, m *block.Meta) (TraceFinder, error)
 
 // formats maps meta.json's "format" to the package that reads it.
-var formats = map[string]opener{}
+var formats = map[string]opener{
+	block.FormatVParquet3: func(ctx context.Context, b *storage.Bucket, m *block.Meta) (TraceFinder, error) {
+		return vparquet3.OpenBlock(ctx, b, m), nil
+	},
+	block.FormatVParquet4: func(ctx context.Context, b *storage.Bucket, m *block.Meta) (TraceFinder, error) {
+		return vparquet4.OpenBlock(ctx, b, m), nil
+	},
+	block.FormatVParquet5: func(ctx context.Context, b *storage.Bucket, m *block.Meta) (TraceFinder, error) {
+		return vparquet5.OpenBlock(ctx, b, m), nil
+	},
+}
 
 // OpenBlock returns a reader for the block described by m, picked by its
 // format. An unknown format is an error wrapping block.ErrUnknownFormat.
