@@ -494,10 +494,30 @@ func (b *Bucket) Write(ctx context.Context, key string, data []byte) error {
 	// Upload, not WriteAll: gocloud's Azure writer panics when a streamed
 	// write fails (it clears its pipe while Close still uses it); the
 	// one-shot upload path does not touch the pipe.
-	if err := b.b.Upload(ctx, key, bytes.NewReader(data), writerOpts(false)); err != nil {
+	if err := b.b.Upload(ctx, key, bytes.NewReader(data), b.sizedOpts(len(data), false)); err != nil {
 		return b.wrap("write", key, err)
 	}
 	return nil
+}
+
+// sizedOpts are the writer options for an upload of n bytes known up
+// front. GCS and Azure allocate a whole chunk (16 MiB, 8 MiB) per upload
+// whatever its size; for small objects (meta.json, blooms, leases) a chunk
+// the size of the data does the same in one request without the 16 MiB.
+func (b *Bucket) sizedOpts(n int, ifNotExist bool) *blob.WriterOptions {
+	opts := writerOpts(ifNotExist)
+	switch b.scheme {
+	case "gs":
+		const quantum = 256 << 10 // GCS chunks are multiples of 256 KiB
+		if n < 16<<20 {
+			opts.BufferSize = (n/quantum + 1) * quantum
+		}
+	case "azblob":
+		if n < 8<<20 {
+			opts.BufferSize = max(n+1, 64<<10)
+		}
+	}
+	return opts
 }
 
 func writerOpts(ifNotExist bool) *blob.WriterOptions {
@@ -609,7 +629,7 @@ func (b *Bucket) CreateIfNotExists(ctx context.Context, key string, data []byte)
 	if b.scheme == "file" && plainFileKey(key) {
 		return b.createFile(key, data)
 	}
-	opts := writerOpts(true)
+	opts := b.sizedOpts(len(data), true)
 	if b.scheme == "s3" && len(data) >= s3PartSize {
 		// One PutObject rather than a multipart upload: stores that honour
 		// If-None-Match on PutObject do not all honour it on

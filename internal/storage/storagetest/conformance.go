@@ -676,8 +676,12 @@ func testListingPages(t *testing.T, b Backend) {
 		want = append(want, dir+"meta.json")
 		wantDirs = append(wantDirs, dir)
 	}
+	start := time.Now()
 	writeMany(t, ctx, bk, want)
 	mustWrite(t, ctx, bk, "tenantx", []byte("outside the prefix"))
+	t.Logf("writing %d keys: %v", PageKeys, time.Since(start).Round(time.Millisecond))
+	start = time.Now()
+	defer func() { t.Logf("listing them: %v", time.Since(start).Round(time.Millisecond)) }()
 
 	var before int64
 	if b.ListRequests != nil {
