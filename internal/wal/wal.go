@@ -447,6 +447,27 @@ func (w *WAL) Append(ctx context.Context, tenant string, payload []byte) (Positi
 		w.mu.Unlock()
 		return Position{}, err
 	}
+	// Bound the memory held by the pending batch while the disk is slow: wait
+	// (for at most one batch's write and fsync) rather than buffer more.
+	for w.opts.Sync != SyncNone {
+		b := w.pending
+		if len(b.buf) == 0 || int64(len(b.buf))+size <= w.maxPendingBytes() {
+			break
+		}
+		b.urgent = true
+		w.mu.Unlock()
+		w.wakeFlusher()
+		select {
+		case <-b.done:
+		case <-ctx.Done():
+			return Position{}, fmt.Errorf("waiting for the write-ahead log to write earlier records: %w", ctx.Err())
+		}
+		w.mu.Lock()
+		if err := w.usableLocked(); err != nil {
+			w.mu.Unlock()
+			return Position{}, err
+		}
+	}
 	rotate := w.segSize > headerSize && w.segSize+size > w.opts.SegmentBytes
 	need := size
 	if rotate {
@@ -510,6 +531,10 @@ func (w *WAL) Append(ctx context.Context, tenant string, payload []byte) (Positi
 		return Position{}, fmt.Errorf("waiting for the write-ahead log to sync (the record may still be replayed after a restart): %w", ctx.Err())
 	}
 }
+
+// maxPendingBytes bounds the pending batch; a batch is due at GroupBytes,
+// so this only binds while an earlier batch's fsync is slow.
+func (w *WAL) maxPendingBytes() int64 { return 4 * w.opts.GroupBytes }
 
 func (w *WAL) usableLocked() error {
 	if w.closing {

@@ -591,6 +591,35 @@ func TestGroupCommitFlushesOnBytesAndDelay(t *testing.T) {
 	})
 }
 
+// With a tiny group, appenders outrun the flusher and must wait for earlier
+// batches (the pending-memory bound) without deadlocking or losing records.
+func TestPendingBoundMakesProgress(t *testing.T) {
+	dir := t.TempDir()
+	opts := Options{Sync: SyncGroup, GroupBytes: 4096, GroupDelay: time.Hour}
+	w := openT(t, dir, opts)
+	var wg sync.WaitGroup
+	for g := range 8 {
+		wg.Go(func() {
+			for i := range 20 {
+				appendT(t, w, "t", payloadFor(uint64(g*100+i), 4100+i*500)) // each alone fills a group: never waits for the hour
+			}
+		})
+	}
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(60 * time.Second):
+		t.Fatal("appenders stuck behind the pending-batch bound")
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := replayAll(t, openT(t, dir, opts)); len(got) != 160 {
+		t.Fatalf("replayed %d records, want 160", len(got))
+	}
+}
+
 func TestAppendContextCancelled(t *testing.T) {
 	w := openT(t, t.TempDir(), Options{Sync: SyncGroup, GroupDelay: time.Hour})
 	appendT(t, w, "t", []byte("synced at once; the next waits an hour"))
