@@ -281,3 +281,5 @@ func zstded(t testing.TB, b []byte) []byte {
 	defer enc.Close()
 	return enc.EncodeAll(b, nil)
 }
+
+func bytesReader(b []byte) io.Reader { return bytes.NewReader(b) }

@@ -45,7 +45,7 @@ func (r *JaegerGRPCReceiver) handle(ctx context.Context, body []byte) ([]byte, e
 	if re != nil {
 		return nil, r.refuse(re, 0)
 	}
-	td, err := decodeJaegerProto(body)
+	td, err := safeDecode("PostSpansRequest", func() (ptrace.Traces, error) { return decodeJaegerProto(body) })
 	if err != nil {
 		return nil, r.refuse(malformed(r.protocol, "%v", err), 0)
 	}
@@ -62,7 +62,7 @@ func (r *JaegerGRPCReceiver) PostSpans(ctx context.Context, req *api_v2.PostSpan
 	if re != nil {
 		return nil, r.refuse(re, 0)
 	}
-	td, err := translateJaegerProto(&req.Batch)
+	td, err := safeDecode("Jaeger batch", func() (ptrace.Traces, error) { return translateJaegerProto(&req.Batch) })
 	if err != nil {
 		return nil, r.refuse(malformed(r.protocol, "%v", err), 0)
 	}

@@ -175,7 +175,7 @@ func jaegerThriftBatch() (*jaegerthrift.Batch, pcommon.TraceID, pcommon.SpanID) 
 }
 
 // emitBatchPacket encodes Agent.emitBatch(batch) as the agent client does.
-func emitBatchPacket(t *testing.T, batch *jaegerthrift.Batch, compact bool) []byte {
+func emitBatchPacket(t testing.TB, batch *jaegerthrift.Batch, compact bool) []byte {
 	t.Helper()
 	buf := thrift.NewTMemoryBuffer()
 	var f thrift.TProtocolFactory = thrift.NewTBinaryProtocolFactoryConf(nil)

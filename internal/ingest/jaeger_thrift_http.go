@@ -59,7 +59,7 @@ func (r *JaegerThriftHTTPReceiver) handle(w http.ResponseWriter, req *http.Reque
 		r.writePlainError(w, re, 0)
 		return
 	}
-	td, err := decodeJaegerThriftBatch(req.Context(), body)
+	td, err := safeDecode("thrift jaeger.Batch", func() (ptrace.Traces, error) { return decodeJaegerThriftBatch(req.Context(), body) })
 	if err != nil {
 		r.writePlainError(w, malformed(r.protocol, "%v", err), 0)
 		return

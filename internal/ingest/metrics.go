@@ -17,6 +17,7 @@ const (
 	reasonLimited       = "limited"
 	reasonPartial       = "partial"
 	reasonConsumerError = "consumer_error"
+	reasonCancelled     = "cancelled"
 	reasonQueueFull     = "queue_full"
 	reasonUnsupported   = "unsupported"
 )

@@ -111,6 +111,11 @@ func (b *base) consume(ctx context.Context, tenantID string, td ptrace.Traces) o
 		b.m.refuse(b.protocol, reason, n)
 		b.log.Debug("consumer refused spans: limit", "tenant", tenantID, "spans", n, "err", err)
 		out.err = err
+	case ctx.Err() != nil:
+		// The client went away or Shutdown gave up: not a storage fault.
+		b.m.refuse(b.protocol, reasonCancelled, n)
+		b.log.Warn("request abandoned before its spans were durable", "tenant", tenantID, "spans", n, "err", err)
+		out.err = err
 	default:
 		b.m.refuse(b.protocol, reasonConsumerError, n)
 		b.log.Error("consumer failed; spans not accepted", "tenant", tenantID, "spans", n, "err", err)
@@ -120,6 +125,17 @@ func (b *base) consume(ctx context.Context, tenantID string, td ptrace.Traces) o
 		b.m.accepted.WithLabelValues(b.protocol, tenantID).Add(float64(out.accepted))
 	}
 	return out
+}
+
+// safeDecode runs a decoder over outside input, turning a panic of the
+// translators (which index into what they decoded) into an error.
+func safeDecode(what string, decode func() (ptrace.Traces, error)) (td ptrace.Traces, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			td, err = ptrace.Traces{}, fmt.Errorf("decoding %s: invalid payload (%v)", what, p)
+		}
+	}()
+	return decode()
 }
 
 // retryAfter is the delay to suggest for an ErrLimited-kind error.

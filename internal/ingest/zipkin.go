@@ -91,17 +91,12 @@ func (r *ZipkinReceiver) handle(w http.ResponseWriter, req *http.Request, u ptra
 	w.WriteHeader(http.StatusAccepted)
 }
 
-func decodeZipkin(u ptrace.Unmarshaler, body []byte, format string) (td ptrace.Traces, err error) {
-	// The translators index into what they decoded; a crafted payload must
-	// not take the server down with it.
-	defer func() {
-		if p := recover(); p != nil {
-			err = fmt.Errorf("decoding Zipkin %s: invalid payload (%v)", format, p)
+func decodeZipkin(u ptrace.Unmarshaler, body []byte, format string) (ptrace.Traces, error) {
+	return safeDecode("Zipkin "+format, func() (ptrace.Traces, error) {
+		td, err := u.UnmarshalTraces(body)
+		if err != nil {
+			return ptrace.Traces{}, fmt.Errorf("decoding Zipkin %s: %w", format, err)
 		}
-	}()
-	td, err = u.UnmarshalTraces(body)
-	if err != nil {
-		return ptrace.Traces{}, fmt.Errorf("decoding Zipkin %s: %w", format, err)
-	}
-	return td, nil
+		return td, nil
+	})
 }

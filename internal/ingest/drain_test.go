@@ -1,0 +1,196 @@
+package ingest
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/http"
+	"sync"
+	"testing"
+	"time"
+
+	"go.opentelemetry.io/collector/pdata/ptrace"
+	"go.opentelemetry.io/collector/pdata/ptrace/ptraceotlp"
+)
+
+// gate is a Consumer that holds every call until released (or until its
+// context ends), the way a slow WAL would.
+type gate struct {
+	entered chan struct{}
+	release chan struct{}
+	once    sync.Once
+	mu      sync.Mutex
+	done    int
+	ctxErrs int
+}
+
+func newGate() *gate { return &gate{entered: make(chan struct{}), release: make(chan struct{})} }
+
+func (g *gate) Consume(ctx context.Context, _ string, _ ptrace.Traces) error {
+	g.once.Do(func() { close(g.entered) })
+	select {
+	case <-g.release:
+		g.mu.Lock()
+		g.done++
+		g.mu.Unlock()
+		return nil
+	case <-ctx.Done():
+		g.mu.Lock()
+		g.ctxErrs++
+		g.mu.Unlock()
+		return ctx.Err()
+	}
+}
+
+func (g *gate) counts() (done, ctxErrs int) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.done, g.ctxErrs
+}
+
+// drainCase drives one kind of listener.
+type drainCase struct {
+	name string
+	// start builds and starts a receiver over c, without the automatic
+	// cleanup of start (the test shuts it down itself).
+	start func(t *testing.T, c Consumer) Receiver
+	// send makes one request and reports its error (nil: acknowledged).
+	// For UDP there is no answer: it returns nil once the packet is sent.
+	send func(t *testing.T, r Receiver) error
+	udp  bool
+}
+
+func drainCases() []drainCase {
+	body, _ := ptraceotlp.NewExportRequestFromTraces(otlpTraces("inflight")).MarshalProto()
+	return []drainCase{
+		{
+			name: "http",
+			start: func(t *testing.T, c Consumer) Receiver {
+				r, err := NewOTLPHTTP(tcpConfig(false), c, testLogger(t), nil)
+				return startUnmanaged(t, r, err)
+			},
+			send: func(t *testing.T, r Receiver) error {
+				resp, err := http.Post("http://"+r.Addr().String()+"/v1/traces", otlpProto, bytesReader(body))
+				if err != nil {
+					return err
+				}
+				resp.Body.Close()
+				if resp.StatusCode != http.StatusOK {
+					return errors.New(resp.Status)
+				}
+				return nil
+			},
+		},
+		{
+			name: "grpc",
+			start: func(t *testing.T, c Consumer) Receiver {
+				r, err := NewOTLPGRPC(tcpConfig(false), c, testLogger(t), nil)
+				return startUnmanaged(t, r, err)
+			},
+			send: func(t *testing.T, r Receiver) error {
+				_, err := otlpGRPCClient(t, r.Addr().String()).Export(context.Background(), ptraceotlp.NewExportRequestFromTraces(otlpTraces("inflight")))
+				return err
+			},
+		},
+		{
+			name: "udp", udp: true,
+			start: func(t *testing.T, c Consumer) Receiver {
+				r, err := NewJaegerThriftCompact(UDPConfig{Endpoint: loopback}, c, testLogger(t), nil)
+				return startUnmanaged(t, r, err)
+			},
+			send: func(t *testing.T, r Receiver) error {
+				batch, _, _ := jaegerThriftBatch()
+				sendUDP(t, r.Addr(), emitBatchPacket(t, batch, true))
+				return nil
+			},
+		},
+	}
+}
+
+func startUnmanaged[R Receiver](t *testing.T, r R, err error) R {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+func TestShutdownDrainsInFlight(t *testing.T) {
+	for _, dc := range drainCases() {
+		t.Run(dc.name, func(t *testing.T) {
+			g := newGate()
+			r := dc.start(t, g)
+			addr := r.Addr().String()
+			sent := make(chan error, 1)
+			go func() { sent <- dc.send(t, r) }()
+			<-g.entered
+
+			shut := make(chan error, 1)
+			go func() {
+				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+				defer cancel()
+				shut <- r.Shutdown(ctx)
+			}()
+			select {
+			case err := <-shut:
+				t.Fatalf("Shutdown returned (%v) while a request was in flight", err)
+			case <-time.After(200 * time.Millisecond):
+			}
+			if !dc.udp {
+				if c, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
+					c.Close()
+					t.Error("a new connection was accepted during Shutdown")
+				}
+			}
+			close(g.release)
+			if err := <-shut; err != nil {
+				t.Errorf("Shutdown: %v", err)
+			}
+			if err := <-sent; err != nil {
+				t.Errorf("the in-flight request failed: %v", err)
+			}
+			if done, _ := g.counts(); done != 1 {
+				t.Errorf("consumer completed %d calls, want 1", done)
+			}
+		})
+	}
+}
+
+func TestShutdownGivesUpAtDeadline(t *testing.T) {
+	for _, dc := range drainCases() {
+		t.Run(dc.name, func(t *testing.T) {
+			g := newGate()
+			r := dc.start(t, g)
+			sent := make(chan error, 1)
+			go func() { sent <- dc.send(t, r) }()
+			<-g.entered
+			ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+			defer cancel()
+			began := time.Now()
+			err := r.Shutdown(ctx)
+			if !errors.Is(err, context.DeadlineExceeded) {
+				t.Errorf("Shutdown = %v, want the deadline error", err)
+			}
+			if took := time.Since(began); took > 5*time.Second {
+				t.Errorf("Shutdown took %v past its deadline", took)
+			}
+			if err := <-sent; err == nil && !dc.udp {
+				t.Error("the abandoned request was acknowledged")
+			}
+			deadline := time.Now().Add(5 * time.Second)
+			for {
+				if _, ctxErrs := g.counts(); ctxErrs == 1 {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatal("the consumer's context was not cancelled")
+				}
+				time.Sleep(10 * time.Millisecond)
+			}
+			close(g.release)
+		})
+	}
+}
