@@ -34,9 +34,10 @@ const (
 	// maxFormatBody bounds a body on read whatever the options say, so a
 	// corrupted length can never make replay allocate gigabytes.
 	maxFormatBody = 1 << 30
-	// MaxTenantBytes is the longest tenant ID a record can carry.
-	MaxTenantBytes = 4096
 )
+
+// MaxTenantBytes is the longest tenant ID a record can carry.
+const MaxTenantBytes = 4096
 
 var (
 	segmentMagic = [6]byte{'t', 'c', 'w', 'a', 'l', 0}
@@ -115,7 +116,7 @@ type scanResult struct {
 // stops the scan and is returned as is. The payload given to fn is freshly
 // allocated and may be kept.
 func scanSegment(r io.Reader, size int64, fn func(tenant string, payload []byte, off int64) error) (scanResult, error) {
-	br := bufio.NewReaderSize(io.LimitReader(r, size), 1<<20)
+	br := bufio.NewReaderSize(io.LimitReader(r, size), int(max(min(size, 1<<20), 16)))
 	var res scanResult
 	hdr := make([]byte, headerSize)
 	n, err := io.ReadFull(br, hdr)

@@ -21,6 +21,11 @@
 //   - Damage never costs the records before it: a torn tail is cut off at
 //     Open, corruption in an older segment skips only the rest of that
 //     segment, and both are logged and counted in ReplayStats.
+//
+// Limit: damage inside the newest segment looks like a torn tail, so Open
+// cuts the segment there. Records after that point are lost only if the
+// disk corrupted data it had already fsynced; the warning names the offset
+// and the bytes removed.
 package wal
 
 import (
