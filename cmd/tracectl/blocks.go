@@ -3,13 +3,18 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"strings"
 	"time"
+
+	"github.com/google/uuid"
 
 	"github.com/spf13/cobra"
 
 	"github.com/tracectl/tracectl/internal/blocks"
 	"github.com/tracectl/tracectl/internal/render"
+	"github.com/tracectl/tracectl/internal/storage"
 )
 
 func init() {
@@ -19,7 +24,7 @@ func init() {
 			Short: "List and inspect the blocks of a bucket",
 			Args:  cobra.NoArgs,
 		}
-		cmd.AddCommand(newBlocksListCmd(g))
+		cmd.AddCommand(newBlocksListCmd(g), newBlocksInspectCmd(g))
 		root.AddCommand(cmd)
 	})
 }
@@ -197,4 +202,161 @@ func runBlocksList(ctx context.Context, g *globalOptions, opts *blocksListOption
 		return &exitErr{code: exitPartial, silent: true, err: fmt.Errorf("%d damaged blocks", len(l.Problems))}
 	}
 	return nil
+}
+
+func newBlocksInspectCmd(g *globalOptions) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "inspect BLOCK-ID",
+		Short: "Show a block's meta, row groups, column sizes and bloom filters",
+		Long: `Show one block in detail: its meta.json, its objects, the parquet row groups
+(rows, sizes, trace-ID range), every column's compressed and uncompressed size,
+and the bloom filter shards with their estimated false-positive rate.
+
+Damage found on the way (a truncated data.parquet, a bad bloom shard, sizes that
+disagree with meta.json) is reported on stderr and gives exit code 4.
+
+Output formats (-o): text (default), json.
+
+` + exitCodesHelp,
+		Args: func(cmd *cobra.Command, args []string) error {
+			if len(args) != 1 {
+				return usageError("blocks inspect takes one block ID (see 'tracectl blocks list')")
+			}
+			return nil
+		},
+		ValidArgsFunction: g.completeBlockIDs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runBlocksInspect(cmd.Context(), g, args[0])
+		},
+	}
+	_ = cmd.RegisterFlagCompletionFunc("output", cobra.FixedCompletions([]string{"text", "json"}, cobra.ShellCompDirectiveNoFileComp))
+	return cmd
+}
+
+type inspectJSON struct {
+	Block     blockJSON             `json:"block"`
+	Meta      json.RawMessage       `json:"meta"`
+	CreatedBy string                `json:"createdBy"`
+	Objects   []blocks.ObjectInfo   `json:"objects"`
+	RowGroups []blocks.RowGroupInfo `json:"rowGroups"`
+	Columns   []blocks.ColumnInfo   `json:"columns"`
+	Blooms    []blocks.BloomInfo    `json:"blooms"`
+	Problems  []string              `json:"problems"`
+}
+
+func runBlocksInspect(ctx context.Context, g *globalOptions, arg string) error {
+	switch g.Output {
+	case "", "text", "json":
+	default:
+		return usageError("blocks inspect: unknown output format %q; use text or json", g.Output)
+	}
+	id, err := uuid.Parse(arg)
+	if err != nil {
+		return usageError("%q is not a block ID; block IDs are UUIDs like 8638efc1-2742-4667-8de0-8bae4bda7236 (see 'tracectl blocks list')", arg)
+	}
+	b, err := g.openBucket(ctx)
+	if err != nil {
+		return err
+	}
+	in, err := blocks.Inspect(ctx, b, g.Tenant, id)
+	if err != nil {
+		if errors.Is(err, storage.ErrNotFound) {
+			return notFoundError("block %s not found for tenant %s in %s", id, g.Tenant, b)
+		}
+		return err
+	}
+	problems := make([]string, len(in.Problems))
+	for i, p := range in.Problems {
+		problems[i] = p.Error()
+	}
+	if g.Output == "json" {
+		meta, _ := json.Marshal(in.Info.Meta)
+		enc := json.NewEncoder(g.io.Out)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(inspectJSON{Block: toBlockJSON(in.Info), Meta: meta, CreatedBy: in.CreatedBy, Objects: in.Objects,
+			RowGroups: in.RowGroups, Columns: in.Columns, Blooms: in.Blooms, Problems: problems}); err != nil {
+			return err
+		}
+	} else if err := writeInspectText(g, in); err != nil {
+		return err
+	}
+	if len(problems) > 0 {
+		for _, p := range problems {
+			fmt.Fprintf(g.io.ErrOut, "tracectl: warning: %s\n", p)
+		}
+		return &exitErr{code: exitPartial, silent: true, err: fmt.Errorf("%d problems", len(problems))}
+	}
+	return nil
+}
+
+func writeInspectText(g *globalOptions, in *blocks.Inspection) error {
+	r := g.io.Renderer()
+	title := r.NewStyle().Bold(true)
+	styled := g.io.IsStdoutTTY()
+	section := func(s string) string {
+		if styled {
+			return title.Render(s)
+		}
+		return s
+	}
+	m := in.Info.Meta
+	w := g.io.Out
+	fmt.Fprintf(w, "%s %s\n", section("Block"), m.BlockID)
+	kv := render.NewTable(w, r, false)
+	kv.Row("  tenant", m.TenantID)
+	kv.Row("  format", m.Format)
+	kv.Row("  compaction level", fmt.Sprint(m.CompactionLevel))
+	kv.Row("  time range", m.StartTime.UTC().Format(time.RFC3339)+" .. "+m.EndTime.UTC().Format(time.RFC3339))
+	kv.Row("  traces", fmt.Sprint(m.TotalObjects))
+	kv.Row("  data.parquet", fmt.Sprintf("%s (%d bytes), footer %d bytes", render.Bytes(m.Size), m.Size, m.FooterSize))
+	kv.Row("  written by", in.CreatedBy)
+	var ded []string
+	for _, c := range m.DedicatedColumns {
+		ded = append(ded, c.Name)
+	}
+	kv.Row("  dedicated columns", strings.Join(ded, ", "))
+	if in.Info.Compacted {
+		kv.Row("  compacted", in.Info.CompactedTime.UTC().Format(time.RFC3339))
+	}
+	if err := kv.Flush(); err != nil {
+		return err
+	}
+
+	fmt.Fprintf(w, "\n%s\n", section("Objects"))
+	t := render.NewTable(w, r, styled)
+	t.Header("  NAME", "SIZE")
+	for _, o := range in.Objects {
+		t.Row("  "+o.Name, fmt.Sprint(o.Size))
+	}
+	if err := t.Flush(); err != nil {
+		return err
+	}
+
+	fmt.Fprintf(w, "\n%s\n", section("Row groups"))
+	t = render.NewTable(w, r, styled)
+	t.Header("  #", "ROWS", "COMPRESSED", "UNCOMPRESSED", "FIRST TRACE ID", "LAST TRACE ID")
+	for i, rg := range in.RowGroups {
+		t.Row(fmt.Sprintf("  %d", i), fmt.Sprint(rg.Rows), render.Bytes(uint64(rg.CompressedSize)), render.Bytes(uint64(rg.UncompressedSize)), rg.MinTraceID, rg.MaxTraceID)
+	}
+	if err := t.Flush(); err != nil {
+		return err
+	}
+
+	fmt.Fprintf(w, "\n%s\n", section("Columns"))
+	t = render.NewTable(w, r, styled)
+	t.Header("  COLUMN", "VALUES", "COMPRESSED", "UNCOMPRESSED", "CODEC", "ENCODINGS")
+	for _, c := range in.Columns {
+		t.Row("  "+c.Path, fmt.Sprint(c.Values), fmt.Sprint(c.CompressedSize), fmt.Sprint(c.UncompressedSize), c.Codec, strings.Join(c.Encodings, ","))
+	}
+	if err := t.Flush(); err != nil {
+		return err
+	}
+
+	fmt.Fprintf(w, "\n%s\n", section("Bloom filter"))
+	t = render.NewTable(w, r, styled)
+	t.Header("  SHARD", "SIZE", "BITS SET", "EST. FALSE POSITIVES")
+	for _, bl := range in.Blooms {
+		t.Row(fmt.Sprintf("  bloom-%d", bl.Shard), fmt.Sprint(bl.Size), fmt.Sprintf("%.2f%%", 100*bl.FillRatio), fmt.Sprintf("%.4f%%", 100*bl.FalsePositiveRate))
+	}
+	return t.Flush()
 }

@@ -110,3 +110,42 @@ func TestBlocksList(t *testing.T) {
 		t.Errorf("unknown scheme: exit %d, %q", unk.code, unk.stderr)
 	}
 }
+
+func TestBlocksInspect(t *testing.T) {
+	url, dir := fixtureBucket(t, "vparquet4-compacted")
+	isolateEnv(t)
+	id := "8638efc1-2742-4667-8de0-8bae4bda7236"
+	res := runCLI(t, false, "blocks", "inspect", id, "--storage", url)
+	if res.code != 0 {
+		t.Fatalf("exit %d: %s", res.code, res.stderr)
+	}
+	for _, want := range []string{"Block " + id, "compaction level   2", "Row groups", "Columns", "Bloom filter", "bloom-0", "rs.list.element.Resource.ServiceName"} {
+		if !strings.Contains(res.stdout, want) {
+			t.Errorf("inspect output lacks %q", want)
+		}
+	}
+	js := runCLI(t, false, "blocks", "inspect", id, "--storage", url, "-o", "json")
+	var in inspectJSON
+	if err := json.Unmarshal([]byte(js.stdout), &in); err != nil {
+		t.Fatalf("-o json: %v", err)
+	}
+	if len(in.RowGroups) != 10 || len(in.Columns) != 103 || len(in.Blooms) != 1 || in.Block.Traces != 40 {
+		t.Errorf("json: %d row groups, %d columns, %d blooms, %d traces", len(in.RowGroups), len(in.Columns), len(in.Blooms), in.Block.Traces)
+	}
+	if nf := runCLI(t, false, "blocks", "inspect", "11111111-2222-4333-8444-555555555555", "--storage", url); nf.code != exitNotFound {
+		t.Errorf("missing block: exit %d, %s", nf.code, nf.stderr)
+	}
+	if bad := runCLI(t, false, "blocks", "inspect", "not-a-uuid", "--storage", url); bad.code != exitUsage {
+		t.Errorf("bad ID: exit %d", bad.code)
+	}
+	os.WriteFile(filepath.Join(dir, "single-tenant", id, "bloom-0"), []byte("x"), 0o644)
+	dmg := runCLI(t, false, "blocks", "inspect", id, "--storage", url)
+	if dmg.code != exitPartial || !strings.Contains(dmg.stderr, "bloom-0") {
+		t.Errorf("damaged bloom: exit %d, %q", dmg.code, dmg.stderr)
+	}
+	// Block ID completion lists the bucket's blocks.
+	comp := runCLI(t, false, "__complete", "blocks", "inspect", "--storage", url, "8638")
+	if !strings.Contains(comp.stdout, id) {
+		t.Errorf("completion: %q", comp.stdout)
+	}
+}
