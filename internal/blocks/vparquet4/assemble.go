@@ -1,8 +1,8 @@
 package vparquet4
 
 import (
+	"bytes"
 	"encoding/binary"
-	"fmt"
 	"math"
 	"slices"
 	"strings"
@@ -22,7 +22,6 @@ type assembler struct {
 
 	id        block.TraceID
 	resources []pendingResource
-	resIndex  map[string]int
 	seen      map[spanKey]bool
 	nSpans    int
 	root      rootInfo
@@ -44,29 +43,38 @@ type rootInfo struct {
 }
 
 type pendingResource struct {
-	res        pcommon.Resource
-	scopes     []pendingScope
-	scopeIndex map[string]int
+	res    pcommon.Resource
+	key    []byte // identity: attributes (any order) and dropped count
+	scopes []pendingScope
 }
 
 type pendingScope struct {
 	scope pcommon.InstrumentationScope
+	key   []byte
 	spans []ptrace.Span
 }
 
 func newAssembler(ded *dedicatedMap, dropDupes bool) *assembler {
-	return &assembler{ded: ded, dropDupes: dropDupes, resIndex: map[string]int{}, seen: map[spanKey]bool{}}
+	return &assembler{ded: ded, dropDupes: dropDupes, seen: map[spanKey]bool{}}
 }
 
 // reset starts a new trace.
 func (a *assembler) reset(id block.TraceID) {
 	a.id = id
-	for i := range a.resources {
-		a.resources[i] = pendingResource{}
+	// Keep the slices' capacity for the next trace, drop pdata references.
+	for i := range a.resources[:cap(a.resources)] {
+		r := &a.resources[:cap(a.resources)][i]
+		for j := range r.scopes[:cap(r.scopes)] {
+			sc := &r.scopes[:cap(r.scopes)][j]
+			clear(sc.spans[:cap(sc.spans)])
+			sc.spans, sc.key, sc.scope = sc.spans[:0], sc.key[:0], pcommon.InstrumentationScope{}
+		}
+		r.scopes, r.key, r.res = r.scopes[:0], r.key[:0], pcommon.Resource{}
 	}
 	a.resources = a.resources[:0]
-	clear(a.resIndex)
-	clear(a.seen)
+	if len(a.seen) > 0 {
+		clear(a.seen)
+	}
 	a.nSpans = 0
 	a.root = rootInfo{}
 }
@@ -139,12 +147,20 @@ func isEmptyResource(r pcommon.Resource) bool {
 func (a *assembler) resourceFor(r pcommon.Resource) *pendingResource {
 	a.keyBuf = appendMapKey(a.keyBuf[:0], r.Attributes())
 	a.keyBuf = binary.AppendUvarint(a.keyBuf, uint64(r.DroppedAttributesCount()))
-	if i, ok := a.resIndex[string(a.keyBuf)]; ok {
-		return &a.resources[i]
+	for i := range a.resources {
+		if bytes.Equal(a.resources[i].key, a.keyBuf) {
+			return &a.resources[i]
+		}
 	}
-	a.resIndex[string(a.keyBuf)] = len(a.resources)
-	a.resources = append(a.resources, pendingResource{res: r, scopeIndex: map[string]int{}})
-	return &a.resources[len(a.resources)-1]
+	if len(a.resources) < cap(a.resources) {
+		a.resources = a.resources[:len(a.resources)+1]
+	} else {
+		a.resources = append(a.resources, pendingResource{})
+	}
+	pr := &a.resources[len(a.resources)-1]
+	pr.res = r
+	pr.key = append(pr.key[:0], a.keyBuf...)
+	return pr
 }
 
 func (a *assembler) scopeFor(pr *pendingResource, s pcommon.InstrumentationScope) *pendingScope {
@@ -153,12 +169,20 @@ func (a *assembler) scopeFor(pr *pendingResource, s pcommon.InstrumentationScope
 	b = appendMapKey(b, s.Attributes())
 	b = binary.AppendUvarint(b, uint64(s.DroppedAttributesCount()))
 	a.keyBuf = b
-	if i, ok := pr.scopeIndex[string(b)]; ok {
-		return &pr.scopes[i]
+	for i := range pr.scopes {
+		if bytes.Equal(pr.scopes[i].key, b) {
+			return &pr.scopes[i]
+		}
 	}
-	pr.scopeIndex[string(b)] = len(pr.scopes)
-	pr.scopes = append(pr.scopes, pendingScope{scope: s})
-	return &pr.scopes[len(pr.scopes)-1]
+	if len(pr.scopes) < cap(pr.scopes) {
+		pr.scopes = pr.scopes[:len(pr.scopes)+1]
+	} else {
+		pr.scopes = append(pr.scopes, pendingScope{})
+	}
+	ps := &pr.scopes[len(pr.scopes)-1]
+	ps.scope = s
+	ps.key = append(ps.key[:0], b...)
+	return ps
 }
 
 // appendMapKey appends an order-insensitive identity of m.
@@ -221,7 +245,6 @@ func (a *assembler) build(tr *Trace) (ok bool) {
 	if a.nSpans == 0 {
 		return false
 	}
-	a.arena.reset()
 	tr.TraceID = append(tr.TraceID[:0], a.id[:]...)
 	tr.TraceIDText = a.id.Text()
 	if tr.ServiceStats == nil {
@@ -478,5 +501,3 @@ func (a *arena) int(v int64) *int64 {
 	*p = v
 	return p
 }
-
-var _ = fmt.Sprintf

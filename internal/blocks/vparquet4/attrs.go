@@ -63,11 +63,28 @@ func appendAttr(dst []Attribute, key string, v pcommon.Value, a *arena) []Attrib
 }
 
 // growAttrs extends dst by one element, reusing the old element's slices.
+// Fields are only written when they change: every pointer store costs a
+// write barrier while the GC runs.
 func growAttrs(dst []Attribute) []Attribute {
 	if len(dst) < cap(dst) {
 		dst = dst[:len(dst)+1]
 		at := &dst[len(dst)-1]
-		*at = Attribute{Value: at.Value[:0], ValueInt: at.ValueInt[:0], ValueDouble: at.ValueDouble[:0], ValueBool: at.ValueBool[:0]}
+		at.IsArray = false
+		if len(at.Value) > 0 {
+			at.Value = at.Value[:0]
+		}
+		if len(at.ValueInt) > 0 {
+			at.ValueInt = at.ValueInt[:0]
+		}
+		if len(at.ValueDouble) > 0 {
+			at.ValueDouble = at.ValueDouble[:0]
+		}
+		if len(at.ValueBool) > 0 {
+			at.ValueBool = at.ValueBool[:0]
+		}
+		if at.ValueUnsupported != nil {
+			at.ValueUnsupported = nil
+		}
 		return dst
 	}
 	return append(dst, Attribute{})

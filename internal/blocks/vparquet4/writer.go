@@ -67,8 +67,8 @@ type BlockWriter struct {
 	tail    tailWriter
 	pw      *parquet.GenericWriter[*Trace]
 	asm     *assembler
-	row     Trace
-	rowBuf  [1]*Trace
+	batch   []*Trace // rows built but not yet handed to the parquet writer
+	rows    []Trace  // backing rows of batch, reused
 	pending bool
 
 	bloom *block.Bloom
@@ -125,15 +125,20 @@ func NewBlockWriter(ctx context.Context, bucket *storage.Bucket, cfg WriterConfi
 	w.out = out
 	w.tail.w = out
 	w.pw = parquet.NewGenericWriter[*Trace](&w.tail, writerOptions()...)
+	w.rows = make([]Trace, writeBatch)
+	w.batch = make([]*Trace, 0, writeBatch)
 	return w, nil
 }
+
+// writeBatch is how many rows are handed to the parquet writer at once.
+const writeBatch = 32
 
 // writerOptions are the parquet settings of §3.1.
 func writerOptions() []parquet.WriterOption {
 	return []parquet.WriterOption{
 		Schema(),
 		parquet.DataPageVersion(2),
-		parquet.PageBufferSize(1 << 20),
+		parquet.PageBufferSize(256 << 10),
 		parquet.Compression(&parquet.Snappy),
 	}
 }
@@ -144,8 +149,9 @@ func (w *BlockWriter) BlockID() uuid.UUID { return w.meta.BlockID }
 // Add adds spans of trace id. IDs must not decrease: the same ID as the
 // previous call adds another piece of that trace; a larger one finishes
 // the previous trace. Spans of td with another trace ID are an error. The
-// writer keeps references into td until the trace's row is written (the
-// next larger ID or Close): do not modify td before then.
+// writer keeps references into td (its strings) until the row is handed
+// to the parquet writer, a few dozen traces later or at Close: do not
+// modify td after Add.
 func (w *BlockWriter) Add(id block.TraceID, td ptrace.Traces) error {
 	if w.err != nil {
 		return w.err
@@ -191,17 +197,18 @@ func (w *BlockWriter) fail(err error) error {
 	return w.err
 }
 
-// flushTrace writes the pending trace's row and cuts a row group when the
-// budget is reached.
+// flushTrace builds the pending trace's row into the batch, and cuts a
+// row group when the budget is reached.
 func (w *BlockWriter) flushTrace() error {
 	w.pending = false
-	if !w.asm.build(&w.row) {
+	row := &w.rows[len(w.batch)]
+	if len(w.batch) == 0 {
+		w.asm.arena.reset() // the arena backs every row of a batch
+	}
+	if !w.asm.build(row) {
 		return nil
 	}
-	w.rowBuf[0] = &w.row
-	if _, err := w.pw.Write(w.rowBuf[:]); err != nil {
-		return w.fail(err)
-	}
+	w.batch = append(w.batch, row)
 	id := w.asm.id
 	w.traces++
 	w.lastID = id
@@ -210,19 +217,37 @@ func (w *BlockWriter) flushTrace() error {
 	} else {
 		w.ids = append(w.ids, id)
 	}
-	w.start = min(w.start, w.row.StartTimeUnixNano)
-	w.end = max(w.end, w.row.EndTimeUnixNano)
+	w.start = min(w.start, row.StartTimeUnixNano)
+	w.end = max(w.end, row.EndTimeUnixNano)
 	w.rgRows++
-	w.rgBytes += estimateSize(&w.row)
+	w.rgBytes += estimateSize(row)
 	if w.rgBytes >= w.cfg.RowGroupBytes {
 		return w.cutRowGroup()
 	}
+	if len(w.batch) == cap(w.batch) {
+		return w.writeBatch()
+	}
+	return nil
+}
+
+// writeBatch hands the built rows to the parquet writer.
+func (w *BlockWriter) writeBatch() error {
+	if len(w.batch) == 0 {
+		return nil
+	}
+	if _, err := w.pw.Write(w.batch); err != nil {
+		return w.fail(err)
+	}
+	w.batch = w.batch[:0]
 	return nil
 }
 
 func (w *BlockWriter) cutRowGroup() error {
 	if w.rgRows == 0 {
 		return nil
+	}
+	if err := w.writeBatch(); err != nil {
+		return err
 	}
 	if err := w.pw.Flush(); err != nil {
 		return w.fail(err)
