@@ -36,6 +36,9 @@ type DataFile struct {
 	bucket *storage.Bucket
 	meta   block.Meta
 	key    string
+
+	// onReaderAt, when set (tests), sees every data.parquet reader opened.
+	onReaderAt func(*storage.ReaderAt)
 }
 
 // NewDataFile describes the data.parquet of the block meta describes. It does
@@ -96,6 +99,9 @@ func (d *DataFile) open(ctx context.Context) (o *opened, err error) {
 	ra, err := d.bucket.OpenReaderAt(ctx, d.key, sizeOrUnknown(int64(d.meta.Size)))
 	if err != nil {
 		return nil, d.Errorf(d.key, "%w", err)
+	}
+	if d.onReaderAt != nil {
+		d.onReaderAt(ra)
 	}
 	size := ra.Size()
 	c := &cachedReaderAt{r: ra, size: size}
@@ -419,6 +425,11 @@ func (d *DataFile) rowGroupRows(ctx context.Context, i int, rg parquet.RowGroup,
 		if err := ctx.Err(); err != nil {
 			yield(nil, err)
 			return false
+		}
+		if row == declared {
+			// Never read past the declared rows: damaged levels could
+			// otherwise produce rows without end.
+			return true
 		}
 		g, err := d.nextRow(rows, buf, asm)
 		if err != nil {
