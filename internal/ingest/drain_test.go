@@ -194,3 +194,32 @@ func TestShutdownGivesUpAtDeadline(t *testing.T) {
 		})
 	}
 }
+
+func TestJaegerUDPQueueAndPacketLimits(t *testing.T) {
+	g := newGate()
+	e := newEnv()
+	r := start(NewJaegerThriftCompact(UDPConfig{Endpoint: loopback, Workers: 1, QueueSize: 1, MaxPacketSize: 2000}, g, testLogger(t), e.reg))(t)
+	defer close(g.release) // before the Shutdown of start's cleanup
+	batch, _, _ := jaegerThriftBatch()
+	pkt := emitBatchPacket(t, batch, true)
+	if len(pkt) > 2000 {
+		t.Fatalf("test packet is %d bytes", len(pkt))
+	}
+	sendUDP(t, r.Addr(), pkt)
+	<-g.entered                              // the only worker is busy
+	sendUDP(t, r.Addr(), pkt, pkt)           // one waits in the queue, one is dropped
+	sendUDP(t, r.Addr(), make([]byte, 3000)) // over MaxPacketSize
+	wait := func(reason string) {
+		t.Helper()
+		deadline := time.Now().Add(5 * time.Second)
+		for counter(r.m.refusedRequests.WithLabelValues(ProtocolJaegerThriftCompact, reason)) != 1 {
+			if time.Now().After(deadline) {
+				t.Fatalf("refused requests (%s) = %v, want 1", reason,
+					counter(r.m.refusedRequests.WithLabelValues(ProtocolJaegerThriftCompact, reason)))
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	wait(reasonQueueFull)
+	wait(reasonTooLarge)
+}

@@ -181,7 +181,7 @@ func (h *httpServer) readBody(w http.ResponseWriter, r *http.Request) ([]byte, *
 		defer zr.Close()
 		rd = zr
 	case "zstd":
-		zr, err := zstd.NewReader(body, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxMemory(uint64(limit)), zstd.WithDecoderMaxWindow(uint64(min(limit, zstd.MaxWindowSize))))
+		zr, err := zstd.NewReader(body, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxMemory(uint64(limit)), zstd.WithDecoderMaxWindow(uint64(max(min(limit, zstd.MaxWindowSize), zstd.MinWindowSize))))
 		if err != nil {
 			return nil, h.readError(err, enc, limit)
 		}

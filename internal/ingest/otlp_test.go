@@ -236,6 +236,9 @@ func TestOTLPHTTPEncodings(t *testing.T) {
 			}
 		})
 	}
+	if n := testutilCount(t, e, "tracectl_receiver_request_duration_seconds"); n != 7 {
+		t.Errorf("duration histogram has %d observations, want 7", n)
+	}
 }
 
 func TestOTLPPartialSuccess(t *testing.T) {
