@@ -236,7 +236,7 @@ func unsupportedMediaType(protocol, got, want string) *requestError {
 		fmt.Sprintf("%s: Content-Type %q is not supported; use %s", protocol, got, want)}
 }
 
-// writeHTTPError answers a refusal in plain text, the way Jaeger and
+// writePlainError answers a refusal in plain text, the way Jaeger and
 // Zipkin collectors do, and counts it. spans is the number refused, when
 // known.
 func (h *httpServer) writePlainError(w http.ResponseWriter, re *requestError, spans int) {
@@ -245,7 +245,7 @@ func (h *httpServer) writePlainError(w http.ResponseWriter, re *requestError, sp
 	http.Error(w, re.msg, re.httpStatus)
 }
 
-// writeConsumerError answers a Consumer failure in plain text (the counting
+// writePlainConsumerError answers a Consumer failure in plain text (the counting
 // was done by consume).
 func writePlainConsumerError(w http.ResponseWriter, protocol string, err error) {
 	status, msg := consumerHTTPStatus(w, protocol, err)
