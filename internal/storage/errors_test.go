@@ -266,19 +266,21 @@ func TestOpenErrors(t *testing.T) {
 		wantKind(t, "Open", err, storage.ErrInvalid, "STORAGE_EMULATOR_HOST", "without")
 	})
 	t.Run("missing bucket", func(t *testing.T) {
-		s3 := storagetest.StartS3(t)
-		_, err := storage.Open(ctx, s3.URL("no-such-bucket"))
-		wantKind(t, "S3", err, storage.ErrNotFound, `bucket "no-such-bucket" does not exist`, "create it")
-
-		gcs := storagetest.StartGCS(t)
-		_, err = storage.Open(ctx, gcs.URL("no-such-bucket"))
-		wantKind(t, "GCS", err, storage.ErrNotFound, `bucket "no-such-bucket" does not exist`, "create it")
-
-		if os.Getenv("TRACECTL_AZURITE") != "" {
+		t.Run("s3", func(t *testing.T) {
+			s3 := storagetest.StartS3(t)
+			_, err := storage.Open(ctx, s3.URL("no-such-bucket"))
+			wantKind(t, "Open", err, storage.ErrNotFound, `bucket "no-such-bucket" does not exist`, "create it", "aws s3 mb")
+		})
+		t.Run("gcs", func(t *testing.T) {
+			gcs := storagetest.StartGCS(t)
+			_, err := storage.Open(ctx, gcs.URL("no-such-bucket"))
+			wantKind(t, "Open", err, storage.ErrNotFound, `bucket "no-such-bucket" does not exist`, "create it")
+		})
+		t.Run("azure", func(t *testing.T) {
 			az := storagetest.StartAzure(t)
-			_, err = storage.Open(ctx, az.URL("no-such-container"))
-			wantKind(t, "Azure", err, storage.ErrNotFound, `"no-such-container" does not exist`, "create it")
-		}
+			_, err := storage.Open(ctx, az.URL("no-such-container"))
+			wantKind(t, "Open", err, storage.ErrNotFound, `"no-such-container" does not exist`, "create it")
+		})
 	})
 	t.Run("bucket deleted after open", func(t *testing.T) {
 		s3 := storagetest.StartS3(t)
