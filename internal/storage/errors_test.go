@@ -339,6 +339,24 @@ func TestOpenLocal(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(dir, "tenant", "k")); err != nil {
 		t.Errorf("?prefix=tenant/ did not apply: %v", err)
 	}
+	// So does the hard-link CreateIfNotExists of file://.
+	if err := b.CreateIfNotExists(ctx, "lease", []byte("a")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "tenant", "lease")); err != nil {
+		t.Errorf("CreateIfNotExists ignored ?prefix=: %v", err)
+	}
+	err = b.CreateIfNotExists(ctx, "lease", []byte("b"))
+	wantKind(t, "CreateIfNotExists again", err, storage.ErrExists, "lease")
+	// Keys fileblob escapes take gocloud's path and still work.
+	if err := b.CreateIfNotExists(ctx, "odd//key__0x41__", []byte("c")); err != nil {
+		t.Fatal(err)
+	}
+	err = b.CreateIfNotExists(ctx, "odd//key__0x41__", []byte("d"))
+	wantKind(t, "CreateIfNotExists of an escaped key again", err, storage.ErrExists)
+	if got, err := b.Read(ctx, "odd//key__0x41__"); err != nil || string(got) != "c" {
+		t.Errorf("Read of the escaped key = %q, %v", got, err)
+	}
 }
 
 func TestRedact(t *testing.T) {

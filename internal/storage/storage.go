@@ -86,8 +86,12 @@ type Bucket struct {
 	display string
 	// name is the bucket (or container) name of a remote bucket, for hints.
 	name string
-	// dir is the directory of a file:// bucket.
-	dir string
+	// dir is the directory of a file:// bucket, filePrefix its ?prefix=
+	// (gocloud puts it before every key), fileSingleKey whether ?key= made
+	// it a one-key bucket.
+	dir           string
+	filePrefix    string
+	fileSingleKey bool
 }
 
 // Open opens the bucket named by rawURL. A URL without a scheme is taken as a
@@ -145,6 +149,9 @@ func Open(ctx context.Context, rawURL string) (*Bucket, error) {
 	bk := &Bucket{b: b, scheme: u.Scheme, display: display, name: u.Host}
 	if u.Scheme == "file" {
 		bk.dir = filepath.FromSlash(u.Path)
+		q := u.Query()
+		bk.filePrefix = q.Get("prefix")
+		bk.fileSingleKey = q.Has("key")
 	}
 	if u.Scheme == "gs" {
 		// The GCS client retries a refused connection until the context
@@ -195,7 +202,10 @@ func (b *Bucket) probe(ctx context.Context) error {
 	if err == nil {
 		return nil
 	}
-	e := wrapFor("open", b.display, b.scheme, b.name, err).(*Error)
+	var e *Error
+	if !errors.As(wrapFor("open", b.display, b.scheme, b.name, err), &e) {
+		return err
+	}
 	if e.Kind == KindNotFound {
 		// Listing finds no object by definition: not found is the bucket.
 		e.noBucket = true
@@ -575,9 +585,6 @@ func (b *Bucket) NewWriter(ctx context.Context, key string) (*Writer, error) {
 	go func() {
 		defer close(w.done)
 		err := b.b.Upload(ctx, key, pr, writerOpts(false))
-		if err == nil {
-			err = ctx.Err() // a write that raced Abort is still aborted
-		}
 		w.err = err
 		if err == nil {
 			_ = pr.CloseWithError(errors.New("write already finished"))
@@ -642,7 +649,7 @@ func (b *Bucket) CreateIfNotExists(ctx context.Context, key string, data []byte)
 	if err := b.start(ctx, "create", key); err != nil {
 		return err
 	}
-	if b.scheme == "file" && plainFileKey(key) {
+	if b.scheme == "file" && !b.fileSingleKey && plainFileKey(b.filePrefix+key) {
 		return b.createFile(key, data)
 	}
 	opts := b.sizedOpts(len(data), true)
@@ -684,7 +691,7 @@ func plainFileKey(key string) bool {
 // checks for the target and then renames over it, which lets two racing
 // writers both succeed; a hard link fails if the target exists, atomically.
 func (b *Bucket) createFile(key string, data []byte) error {
-	path := filepath.Join(b.dir, filepath.FromSlash(key))
+	path := filepath.Join(b.dir, filepath.FromSlash(b.filePrefix+key))
 	if err := os.MkdirAll(filepath.Dir(path), 0o777); err != nil {
 		return b.wrap("create", key, err)
 	}
