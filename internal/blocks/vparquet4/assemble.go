@@ -22,7 +22,8 @@ type assembler struct {
 
 	id        block.TraceID
 	resources []pendingResource
-	seen      map[spanKey]bool
+	seen      map[spanKey]bool // spans of earlier pieces (dropDupes)
+	added     []spanKey        // spans of the current piece, to add to seen
 	nSpans    int
 	root      rootInfo
 
@@ -80,7 +81,9 @@ func (a *assembler) reset(id block.TraceID) {
 }
 
 // add appends the spans of td that belong to trace a.id, merging identical
-// resources and scopes into the first of their kind. It returns the number
+// resources and scopes into the first of their kind. With dropDupes, spans
+// whose ID + kind came in an earlier piece are skipped (repeats inside one
+// piece are kept, as Tempo keeps them when it combines block parts). It returns the number
 // of spans of other traces found (and skipped).
 func (a *assembler) add(td ptrace.Traces) (foreign int) {
 	tid := pcommon.TraceID(a.id)
@@ -98,7 +101,7 @@ func (a *assembler) add(td ptrace.Traces) (foreign int) {
 					if a.seen[k] {
 						continue
 					}
-					a.seen[k] = true
+					a.added = append(a.added, k)
 				}
 				if pr == nil {
 					pr = a.resourceFor(rs.Resource())
@@ -121,6 +124,10 @@ func (a *assembler) add(td ptrace.Traces) (foreign int) {
 			}
 		}
 	}
+	for _, k := range a.added {
+		a.seen[k] = true
+	}
+	a.added = a.added[:0]
 	return foreign
 }
 

@@ -37,7 +37,7 @@ func resourceFixedValues(r *Resource) [8]*string {
 // appendOTLP converts a row back into OTLP (the inverse of the writer),
 // mapping dedicated columns with ded (the block's own list). Repeats of a
 // span ID + kind inside the row are dropped.
-func appendOTLP(dst ptrace.Traces, tr *Trace, ded *dedicatedMap) error {
+func appendOTLP(dst ptrace.Traces, tr *Trace, ded *dedicatedMap, keepRepeats bool) error {
 	tid := pcommon.TraceID(tr.ID())
 	seen := make(map[spanKey]struct{}, 64)
 	for i := range tr.ResourceSpans {
@@ -79,7 +79,7 @@ func appendOTLP(dst ptrace.Traces, tr *Trace, ded *dedicatedMap) error {
 				sp := &ss.Spans[k]
 				key := spanKey{kind: ptrace.SpanKind(sp.Kind)}
 				copy(key.id[:], sp.SpanID)
-				if _, dup := seen[key]; dup {
+				if _, dup := seen[key]; dup && !keepRepeats {
 					continue
 				}
 				seen[key] = struct{}{}

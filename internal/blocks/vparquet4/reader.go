@@ -207,7 +207,7 @@ func (b *Block) FindTraceByID(ctx context.Context, id block.TraceID) (td ptrace.
 		return ptrace.Traces{}, false, b.errorf("row group %d row %d: %v", i, row, err)
 	}
 	td = ptrace.NewTraces()
-	if err := appendOTLP(td, tr, b.ded); err != nil {
+	if err := appendOTLP(td, tr, b.ded, false); err != nil {
 		return ptrace.Traces{}, false, b.errorf("trace %s: %v", id, err)
 	}
 	return td, true, nil
@@ -309,8 +309,16 @@ func (b *Block) Iterate(ctx context.Context) iter.Seq2[*Trace, error] {
 // OTLP converts a row of this block to OTLP, mapping dedicated columns with
 // the block's own list.
 func (b *Block) OTLP(tr *Trace) (ptrace.Traces, error) {
+	return b.otlp(tr, false)
+}
+
+// OTLPAll is OTLP keeping every stored span, repeats of a span ID + kind
+// included: what a compactor carries over, as Tempo does.
+func (b *Block) OTLPAll(tr *Trace) (ptrace.Traces, error) { return b.otlp(tr, true) }
+
+func (b *Block) otlp(tr *Trace, keepRepeats bool) (ptrace.Traces, error) {
 	td := ptrace.NewTraces()
-	if err := appendOTLP(td, tr, b.ded); err != nil {
+	if err := appendOTLP(td, tr, b.ded, keepRepeats); err != nil {
 		return ptrace.Traces{}, fmt.Errorf("block %s: trace %s: %w", b.meta.String(), tr.ID(), err)
 	}
 	return td, nil

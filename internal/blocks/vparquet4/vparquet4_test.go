@@ -639,3 +639,112 @@ func TestCorruptInput(t *testing.T) {
 	mm.BlockID = uuid.New()
 	check("missing data.parquet", &mm)
 }
+
+// TestCombinePartsLikeTempo merges the three level-0 fixture blocks the way
+// a compactor would (parts in block order, DropDuplicateSpans) and compares
+// the trace-level columns with Tempo's own compacted block of the same
+// traces: P03's two parts become one row, P18's repeated span is kept
+// (it repeats inside one part), root names come from the part with the root.
+func TestCombinePartsLikeTempo(t *testing.T) {
+	ctx := context.Background()
+	fx := fixtureBucket(t, "vparquet4")
+	parts := map[block.TraceID][]ptrace.Traces{}
+	var ids []block.TraceID
+	var inputs []*block.Meta
+	for _, fb := range fixtureBlocks(t, "vparquet4") {
+		inputs = append(inputs, fb.meta)
+	}
+	// Wave order: the order Tempo received the parts.
+	slices.SortFunc(inputs, func(a, b *block.Meta) int { return a.StartTime.Compare(b.StartTime) })
+	for _, m := range inputs {
+		blk := OpenBlock(ctx, fx, m)
+		for tr, err := range blk.Iterate(ctx) {
+			if err != nil {
+				t.Fatal(err)
+			}
+			td, err := blk.OTLPAll(tr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, ok := parts[tr.ID()]; !ok {
+				ids = append(ids, tr.ID())
+			}
+			parts[tr.ID()] = append(parts[tr.ID()], td)
+		}
+	}
+	slices.SortFunc(ids, block.TraceID.Compare)
+	b := memBucket(t)
+	w, err := NewBlockWriter(ctx, b, WriterConfig{DropDuplicateSpans: true, CompactionLevel: 1, RowGroupBytes: 8 << 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range inputs {
+		w.ExtendTimeRange(m.StartTime, m.EndTime)
+	}
+	for _, id := range ids {
+		for _, p := range parts[id] {
+			if err := w.Add(id, p); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	m, err := w.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	comp := fixtureBucket(t, "vparquet4-compacted")
+	var want *block.Meta
+	for _, fb := range fixtureBlocks(t, "vparquet4-compacted") {
+		if fb.meta.CompactionLevel == 2 {
+			want = fb.meta
+		}
+	}
+	if !m.StartTime.Equal(want.StartTime) || !m.EndTime.Equal(want.EndTime) || m.TotalObjects != want.TotalObjects {
+		t.Errorf("meta %s…%s %d traces, want %s…%s %d", m.StartTime, m.EndTime, m.TotalObjects, want.StartTime, want.EndTime, want.TotalObjects)
+	}
+	gotRows, _ := readAll(t, OpenBlock(ctx, b, m))
+	wantRows, _ := readAll(t, OpenBlock(ctx, comp, want))
+	if len(gotRows) != len(wantRows) {
+		t.Fatalf("%d rows, want %d", len(gotRows), len(wantRows))
+	}
+	for i := range wantRows {
+		compareTraceColumns(t, wantRows[i], gotRows[i])
+		if got, want := gotRows[i].SpanCount(), wantRows[i].SpanCount(); got != want {
+			t.Errorf("%s: %d spans stored, Tempo %d", otlptest.Label(wantRows[i].ID().Hex()), got, want)
+		}
+	}
+}
+
+// TestDropDuplicateSpans: with DropDuplicateSpans a part repeating spans of
+// an earlier part adds nothing; repeats inside one part, and every repeat
+// without the option, are stored (Tempo's behaviour, P18).
+func TestDropDuplicateSpans(t *testing.T) {
+	c := otlptest.LoadCorpus(t)
+	hex := otlptest.IDOf("P18")
+	id, _ := block.ParseTraceID(hex)
+	p18 := c.ByID[hex] // 4 spans sent, one of them twice
+	for _, tc := range []struct {
+		drop bool
+		want int
+	}{{false, 8}, {true, 4}} {
+		b := memBucket(t)
+		w, _ := NewBlockWriter(context.Background(), b, WriterConfig{DropDuplicateSpans: tc.drop})
+		w.Add(id, p18)
+		w.Add(id, p18)
+		m, err := w.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		rows, _ := readAll(t, OpenBlock(context.Background(), b, m))
+		if got := rows[0].SpanCount(); got != tc.want {
+			t.Errorf("DropDuplicateSpans=%v: %d spans stored, want %d", tc.drop, got, tc.want)
+		}
+		if got := rows[0].ServiceStats["inventory"].SpanCount; int(got) != tc.want {
+			t.Errorf("DropDuplicateSpans=%v: service stats %d", tc.drop, got)
+		}
+		td, _, _ := OpenBlock(context.Background(), b, m).FindTraceByID(context.Background(), id)
+		if td.SpanCount() != 3 {
+			t.Errorf("read back %d spans, want the 3 distinct ones", td.SpanCount())
+		}
+	}
+}

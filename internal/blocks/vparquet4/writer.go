@@ -46,9 +46,10 @@ type WriterConfig struct {
 	CompactionLevel uint32
 	// ReplicationFactor defaults to 1 (TraceQL metrics need 1).
 	ReplicationFactor uint32
-	// DropDuplicateSpans drops repeated span ID + kind pairs within a trace,
-	// as Tempo does when it combines parts of a trace from several blocks.
-	// When false (ingest), every span sent is stored, as Tempo does.
+	// DropDuplicateSpans makes each Add call a part of the trace from
+	// another block: spans whose ID + kind came in an earlier part are
+	// skipped, as Tempo does when it compacts (repeats inside one part are
+	// kept). When false (ingest), every span sent is stored, as Tempo does.
 	DropDuplicateSpans bool
 }
 
