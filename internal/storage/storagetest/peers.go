@@ -271,7 +271,6 @@ var azurite struct {
 	mu   sync.Mutex
 	cmd  *exec.Cmd
 	addr string
-	dir  string
 	out  *tailBuffer
 	err  error
 }
@@ -362,14 +361,12 @@ var listensRE = regexp.MustCompile(`listens on https?://([0-9.]+:[0-9]+)`)
 // reads the port from its start-up line: unlike picking a free port and
 // passing it on, nothing can take the port in between.
 func startAzurite(node, main string) error {
-	dir, err := os.MkdirTemp("", "tracectl-azurite-")
-	if err != nil {
-		return err
-	}
 	cmd := exec.Command(node, main,
 		"--blobHost", "127.0.0.1", "--blobPort", "0",
 		"--inMemoryPersistence", "--skipApiVersionCheck", "--loose")
-	cmd.Dir = dir
+	// With --inMemoryPersistence it writes no files; run it from the
+	// temporary directory all the same, never from the package.
+	cmd.Dir = os.TempDir()
 	// Its own process group (so StopAzurite can kill node's children too),
 	// and killed with the test binary if that dies first.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
@@ -380,10 +377,9 @@ func startAzurite(node, main string) error {
 	out := &tailBuffer{}
 	cmd.Stderr = out
 	if err := cmd.Start(); err != nil {
-		_ = os.RemoveAll(dir)
 		return fmt.Errorf("run node %s: %w", main, err)
 	}
-	azurite.cmd, azurite.dir, azurite.out = cmd, dir, out
+	azurite.cmd, azurite.out = cmd, out
 	found := make(chan string, 1)
 	eof := make(chan struct{})
 	go func() {
@@ -438,7 +434,6 @@ func StopAzurite() {
 	_ = syscall.Kill(-pid, syscall.SIGKILL)
 	_ = azurite.cmd.Wait()
 	azurite.cmd = nil
-	_ = os.RemoveAll(azurite.dir)
 }
 
 // tailBuffer keeps the last 16 KiB written to it, for error messages.
