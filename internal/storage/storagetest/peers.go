@@ -363,7 +363,11 @@ var listensRE = regexp.MustCompile(`listens on https?://([0-9.]+:[0-9]+)`)
 func startAzurite(node, main string) error {
 	cmd := exec.Command(node, main,
 		"--blobHost", "127.0.0.1", "--blobPort", "0",
-		"--inMemoryPersistence", "--skipApiVersionCheck", "--loose")
+		"--inMemoryPersistence", "--skipApiVersionCheck", "--loose",
+		// Azurite sends usage telemetry to Azure Monitor unless told not
+		// to (and spools it under /tmp when offline); tests stay on
+		// 127.0.0.1.
+		"--disableTelemetry")
 	// With --inMemoryPersistence it writes no files; run it from the
 	// temporary directory all the same, never from the package.
 	cmd.Dir = os.TempDir()
