@@ -33,6 +33,58 @@ type Block struct {
 
 	// onReaderAt, when set (tests), sees every data.parquet reader opened.
 	onReaderAt func(*storage.ReaderAt)
+
+	// idle holds opened files (footer parsed) for reuse by later calls, so
+	// that a lookup after the first reads only its row group.
+	mu   sync.Mutex
+	idle []*openedFile
+}
+
+// openedFile is a parsed data.parquet whose byte source is switched to a
+// fresh bucket reader (bound to the caller's context) for every use.
+type openedFile struct {
+	f *parquet.File
+	c *cachedReaderAt
+}
+
+const maxIdleFiles = 4
+
+// acquire returns an opened file reading through ctx: a reused one when
+// available (no I/O), else a newly opened one (one footer read).
+func (b *Block) acquire(ctx context.Context) (*openedFile, error) {
+	b.mu.Lock()
+	if n := len(b.idle); n > 0 {
+		of := b.idle[n-1]
+		b.idle = b.idle[:n-1]
+		b.mu.Unlock()
+		ra, err := b.bucket.OpenReaderAt(ctx, b.key, of.c.size)
+		if err != nil {
+			return nil, fmt.Errorf("block %s: %w", b.meta.String(), err)
+		}
+		if b.onReaderAt != nil {
+			b.onReaderAt(ra)
+		}
+		of.c.r = ra
+		of.c.dropData()
+		return of, nil
+	}
+	b.mu.Unlock()
+	f, c, err := b.openFile(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return &openedFile{f: f, c: c}, nil
+}
+
+// release keeps of for reuse (only after a call that went without error).
+func (b *Block) release(of *openedFile) {
+	of.c.dropData()
+	of.c.r = nil
+	b.mu.Lock()
+	if len(b.idle) < maxIdleFiles {
+		b.idle = append(b.idle, of)
+	}
+	b.mu.Unlock()
 }
 
 // OpenBlock returns a reader for the block meta describes. It does no I/O:
@@ -156,20 +208,29 @@ func (b *Block) prefetch(f *parquet.File, c *cachedReaderAt, i int) error {
 	return nil
 }
 
-// FindTraceByID returns the trace with id, reading the footer and the one
-// row group whose TraceID range holds id (two object reads when the row
-// group is at most MaxPrefetchBytes). found is false when the block does
-// not hold it. The caller is expected to have consulted the bloom filter.
+// FindTraceByID returns the trace with id. It binary-searches the row
+// groups by their TraceID statistics and reads the one that can hold id in
+// a single request (when at most MaxPrefetchBytes): two object reads on
+// the first call (footer, row group), one on later calls, which reuse the
+// parsed footer. found is false when the block does not hold id; the
+// caller is expected to have consulted the bloom filter first. Repeats of
+// a span ID + kind within the row are dropped.
 func (b *Block) FindTraceByID(ctx context.Context, id block.TraceID) (td ptrace.Traces, found bool, err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			td, found, err = ptrace.Traces{}, false, b.errorf("corrupt file: %v", r)
 		}
 	}()
-	f, c, err := b.openFile(ctx)
+	of, err := b.acquire(ctx)
 	if err != nil {
 		return ptrace.Traces{}, false, err
 	}
+	f, c := of.f, of.c
+	defer func() {
+		if err == nil {
+			b.release(of)
+		}
+	}()
 	rgs := f.Metadata().RowGroups
 	// Row groups are sorted by TraceID: find the first whose max >= id.
 	i := sort.Search(len(rgs), func(i int) bool {
@@ -260,11 +321,12 @@ func (b *Block) Iterate(ctx context.Context) iter.Seq2[*Trace, error] {
 				yield(nil, b.errorf("corrupt file: %v", r))
 			}
 		}()
-		f, c, err := b.openFile(ctx)
+		of, err := b.acquire(ctx)
 		if err != nil {
 			yield(nil, err)
 			return
 		}
+		f, c := of.f, of.c
 		schema := rowSchema()
 		buf := make([]parquet.Row, 16)
 		for i, rg := range f.RowGroups() {

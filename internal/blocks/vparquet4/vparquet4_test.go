@@ -748,3 +748,52 @@ func TestDropDuplicateSpans(t *testing.T) {
 		}
 	}
 }
+
+// TestFindTraceByIDConcurrent: a Block serves concurrent lookups (files are
+// reused across calls); after the first, a lookup reads only its row group.
+func TestFindTraceByIDConcurrent(t *testing.T) {
+	c := otlptest.LoadCorpus(t)
+	b := memBucket(t)
+	ctx := context.Background()
+	m, err := WriteBlock(ctx, b, WriterConfig{RowGroupBytes: 16 << 10}, c.Lines...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	blk := OpenBlock(ctx, b, m)
+	want := corpusByID(c)
+	errs := make(chan error, 4)
+	for g := range 4 {
+		go func() {
+			for i, hex := range c.IDs {
+				if i%4 != g && g != 0 {
+					continue
+				}
+				id, _ := block.ParseTraceID(hex)
+				td, found, err := blk.FindTraceByID(ctx, id)
+				if err != nil || !found {
+					errs <- fmt.Errorf("%s: %v %v", hex, found, err)
+					return
+				}
+				if d := otlptest.Diff(want[id], td); len(d) > 0 {
+					errs <- fmt.Errorf("%s: %v", hex, d)
+					return
+				}
+			}
+			errs <- nil
+		}()
+	}
+	for range 4 {
+		if err := <-errs; err != nil {
+			t.Error(err)
+		}
+	}
+	var readers []*storage.ReaderAt
+	blk.onReaderAt = func(r *storage.ReaderAt) { readers = append(readers, r) }
+	id, _ := block.ParseTraceID(c.IDs[0])
+	if _, found, err := blk.FindTraceByID(ctx, id); !found || err != nil {
+		t.Fatal(found, err)
+	}
+	if len(readers) != 1 || readers[0].Reads != 1 {
+		t.Errorf("warm lookup: %d readers, %d reads; want 1 read (row group only)", len(readers), readers[0].Reads)
+	}
+}
