@@ -1,0 +1,144 @@
+package server
+
+import (
+	"sync"
+	"time"
+
+	"go.opentelemetry.io/collector/pdata/ptrace"
+
+	"github.com/tracectl/tracectl/internal/blocks/block"
+	"github.com/tracectl/tracectl/internal/blocks/vparquet4"
+)
+
+// headTrace is one trace's spans received since the last cut.
+type headTrace struct {
+	pieces   []ptrace.Traces
+	bytes    int64 // protobuf size of the pieces
+	lastSeen time.Time
+}
+
+// tenantHead holds one tenant's unflushed traces.
+type tenantHead struct {
+	traces map[block.TraceID]*headTrace
+	bytes  int64
+	spans  int64
+}
+
+// head is the in-memory part of the store: every span acknowledged and not
+// yet in a stored block. It is guarded by the server's mutex discipline:
+// add runs under the server's cut lock held for reading, so its own mutex
+// only orders concurrent adds.
+type head struct {
+	mu            sync.Mutex
+	tenants       map[string]*tenantHead
+	bytes         int64
+	firstAppend   time.Time // zero when empty
+	maxTraceBytes int64
+}
+
+func newHead(maxTraceBytes int64) *head {
+	return &head{tenants: map[string]*tenantHead{}, maxTraceBytes: maxTraceBytes}
+}
+
+// addResult says what add did with a request's spans.
+type addResult struct {
+	accepted, dropped int
+}
+
+// add splits td by trace and keeps each piece, unless the trace would pass
+// maxTraceBytes: then the piece's spans are dropped and counted (the trace
+// keeps what it had). The same request replayed from the WAL in the same
+// order gives the same result, so replay reproduces what was acknowledged.
+func (h *head) add(tenant string, td ptrace.Traces, now time.Time) addResult {
+	groups := vparquet4.GroupByTrace(td)
+	var sizer ptrace.ProtoMarshaler
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	th := h.tenants[tenant]
+	if th == nil {
+		th = &tenantHead{traces: map[block.TraceID]*headTrace{}}
+		h.tenants[tenant] = th
+	}
+	var res addResult
+	for _, g := range groups {
+		n := g.Traces.SpanCount()
+		size := int64(sizer.TracesSize(g.Traces))
+		ht := th.traces[g.ID]
+		if ht == nil {
+			ht = &headTrace{}
+			th.traces[g.ID] = ht
+		}
+		if h.maxTraceBytes > 0 && ht.bytes+size > h.maxTraceBytes {
+			res.dropped += n
+			if len(ht.pieces) == 0 {
+				delete(th.traces, g.ID)
+			}
+			continue
+		}
+		ht.pieces = append(ht.pieces, g.Traces)
+		ht.bytes += size
+		ht.lastSeen = now
+		th.bytes += size
+		th.spans += int64(n)
+		h.bytes += size
+		res.accepted += n
+	}
+	if h.firstAppend.IsZero() && res.accepted > 0 {
+		h.firstAppend = now
+	}
+	return res
+}
+
+// snapshot is a head taken away for flushing, with the last WAL segment
+// whose records it holds.
+type snapshot struct {
+	tenants map[string]*tenantHead
+	walSeg  uint64
+	bytes   int64
+}
+
+// take empties the head and returns what it held.
+func (h *head) take() *snapshot {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	s := &snapshot{tenants: h.tenants, bytes: h.bytes}
+	h.tenants = map[string]*tenantHead{}
+	h.bytes = 0
+	h.firstAppend = time.Time{}
+	return s
+}
+
+// stats returns the head's size and the time of its oldest unflushed append.
+func (h *head) stats() (bytes int64, traces int, first time.Time) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, th := range h.tenants {
+		traces += len(th.traces)
+	}
+	return h.bytes, traces, h.firstAppend
+}
+
+// find returns the pieces of trace id held for tenant, copied so the caller
+// may keep them.
+func (h *head) find(tenant string, id block.TraceID) []ptrace.Traces {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return findIn(h.tenants, tenant, id)
+}
+
+func findIn(tenants map[string]*tenantHead, tenant string, id block.TraceID) []ptrace.Traces {
+	th := tenants[tenant]
+	if th == nil {
+		return nil
+	}
+	ht := th.traces[id]
+	if ht == nil {
+		return nil
+	}
+	out := make([]ptrace.Traces, len(ht.pieces))
+	for i, p := range ht.pieces {
+		out[i] = ptrace.NewTraces()
+		p.CopyTo(out[i])
+	}
+	return out
+}

@@ -1,0 +1,447 @@
+// Package server is the heart of `tracectl serve`: it accepts traces from
+// the receivers, makes them durable in the write-ahead log before they are
+// acknowledged, keeps them in an in-memory head, and cuts the head into
+// vParquet4 blocks in the bucket. WAL segments are removed only after the
+// blocks holding their data are stored (meta.json written), so a crash at
+// any moment loses no acknowledged span: on start the WAL is replayed.
+//
+// It does not parse flags, listen for queries or translate protocols; the
+// command, the query API and package ingest do.
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/collector/pdata/ptrace"
+	"go.opentelemetry.io/collector/pdata/ptrace/ptraceotlp"
+	"golang.org/x/time/rate"
+
+	"github.com/tracectl/tracectl/internal/blocks/block"
+	"github.com/tracectl/tracectl/internal/blocks/vparquet4"
+	"github.com/tracectl/tracectl/internal/ingest"
+	"github.com/tracectl/tracectl/internal/storage"
+	"github.com/tracectl/tracectl/internal/tenant"
+	"github.com/tracectl/tracectl/internal/wal"
+)
+
+// Defaults, chosen so one process stays within about 1 GB of memory.
+const (
+	DefaultMaxBlockDuration   = 5 * time.Minute
+	DefaultMaxBlockBytes      = 64 << 20
+	DefaultIngestionRateBytes = 15_000_000 // Tempo's ingestion_rate_limit_bytes
+	DefaultIngestionBurst     = 20_000_000 // Tempo's ingestion_burst_size_bytes
+	DefaultMaxTraceBytes      = 5_000_000  // Tempo's max_bytes_per_trace
+	DefaultWALMaxBytes        = 512 << 20
+	DefaultFlushCheckInterval = time.Second
+)
+
+// Config configures a Server. Zero values take the defaults above.
+type Config struct {
+	Bucket *storage.Bucket
+	WALDir string
+	WAL    wal.Options
+
+	// A block is cut when the head holds MaxBlockBytes (protobuf size) or
+	// its oldest span arrived MaxBlockDuration ago.
+	MaxBlockDuration time.Duration
+	MaxBlockBytes    int64
+	// IngestionRateBytes and IngestionBurstBytes limit each tenant
+	// (request protobuf bytes per second); negative disables the limit.
+	IngestionRateBytes  float64
+	IngestionBurstBytes int
+	// MaxTraceBytes bounds one trace in the head; spans past it are
+	// dropped and counted. Negative disables the limit.
+	MaxTraceBytes int64
+	// DedicatedColumns for written blocks; nil means Tempo's default list.
+	DedicatedColumns []block.DedicatedColumn
+
+	FlushCheckInterval time.Duration
+	// FlushRetryMin/Max bound the backoff between failed flush attempts.
+	FlushRetryMin, FlushRetryMax time.Duration
+
+	Logger   *slog.Logger
+	Registry prometheus.Registerer
+	Now      func() time.Time
+}
+
+func (c Config) withDefaults() Config {
+	if c.MaxBlockDuration <= 0 {
+		c.MaxBlockDuration = DefaultMaxBlockDuration
+	}
+	if c.MaxBlockBytes <= 0 {
+		c.MaxBlockBytes = DefaultMaxBlockBytes
+	}
+	if c.IngestionRateBytes == 0 {
+		c.IngestionRateBytes = DefaultIngestionRateBytes
+	}
+	if c.IngestionBurstBytes == 0 {
+		c.IngestionBurstBytes = DefaultIngestionBurst
+	}
+	if c.MaxTraceBytes == 0 {
+		c.MaxTraceBytes = DefaultMaxTraceBytes
+	}
+	if c.WAL.MaxBytes == 0 {
+		c.WAL.MaxBytes = DefaultWALMaxBytes
+	}
+	if c.FlushCheckInterval <= 0 {
+		c.FlushCheckInterval = DefaultFlushCheckInterval
+	}
+	if c.FlushRetryMin <= 0 {
+		c.FlushRetryMin = time.Second
+	}
+	if c.FlushRetryMax <= 0 {
+		c.FlushRetryMax = time.Minute
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	if c.WAL.Logger == nil {
+		c.WAL.Logger = c.Logger
+	}
+	return c
+}
+
+// Server ingests traces into a WAL-backed head and flushes blocks.
+type Server struct {
+	cfg  Config
+	wal  *wal.WAL
+	head *head
+	m    *metrics
+
+	// cutMu orders appends against cuts: Consume holds it for reading from
+	// WAL append to head insert, a cut holds it for writing while it seals
+	// the WAL segment and takes the head. So every record in a sealed
+	// segment is in the snapshot taken with it.
+	cutMu sync.RWMutex
+
+	// flushing holds snapshots taken but not yet stored, oldest first; they
+	// are flushed in order so WAL segments are removed in order.
+	flushMu  sync.Mutex
+	flushing []*snapshot
+
+	limitersMu sync.Mutex
+	limiters   map[string]*rate.Limiter
+
+	startOnce sync.Once
+	started   atomic.Bool
+	stop      chan struct{}
+	done      chan struct{}
+	closeErr  error
+	closed    sync.Once
+}
+
+var _ ingest.Consumer = (*Server)(nil)
+
+// New opens the WAL and replays it into the head. The replayed data is
+// flushed by the first cut.
+func New(cfg Config) (*Server, error) {
+	cfg = cfg.withDefaults()
+	if cfg.Bucket == nil {
+		return nil, errors.New("server: no bucket configured")
+	}
+	w, err := wal.Open(cfg.WALDir, cfg.WAL)
+	if err != nil {
+		return nil, fmt.Errorf("opening the write-ahead log in %s: %w", cfg.WALDir, err)
+	}
+	s := &Server{
+		cfg:      cfg,
+		wal:      w,
+		head:     newHead(cfg.MaxTraceBytes),
+		limiters: map[string]*rate.Limiter{},
+		stop:     make(chan struct{}),
+		done:     make(chan struct{}),
+	}
+	s.m = newMetrics(s, cfg.Registry)
+	start := time.Now()
+	var spans, records int
+	st, err := w.Replay(func(tenantID string, payload []byte, pos wal.Position) error {
+		req := ptraceotlp.NewExportRequest()
+		if err := req.UnmarshalProto(payload); err != nil {
+			cfg.Logger.Warn("skipping an unreadable WAL record", "position", pos.String(), "err", err)
+			return nil
+		}
+		res := s.head.add(tenantID, req.Traces(), cfg.Now())
+		spans += res.accepted
+		records++
+		return nil
+	})
+	if err != nil {
+		w.Close()
+		return nil, fmt.Errorf("replaying the write-ahead log in %s: %w", cfg.WALDir, err)
+	}
+	if records > 0 || len(st.Damage) > 0 {
+		cfg.Logger.Info("replayed the write-ahead log", "records", records, "spans", spans,
+			"segments", st.Segments, "truncated_bytes", st.TruncatedBytes, "skipped_bytes", st.SkippedBytes,
+			"duration", time.Since(start).Round(time.Millisecond))
+	}
+	return s, nil
+}
+
+// Start runs the flush loop in the background until Shutdown.
+func (s *Server) Start() {
+	s.startOnce.Do(func() {
+		s.started.Store(true)
+		go s.loop()
+	})
+}
+
+// Consume makes td durable for tenantID and then acknowledges it: it is
+// the ingest.Consumer every receiver calls.
+func (s *Server) Consume(ctx context.Context, tenantID string, td ptrace.Traces) error {
+	if err := tenant.Validate(tenantID); err != nil {
+		return err
+	}
+	n := td.SpanCount()
+	if n == 0 {
+		return nil
+	}
+	req := ptraceotlp.NewExportRequestFromTraces(td)
+	payload, err := req.MarshalProto()
+	if err != nil {
+		return fmt.Errorf("encoding spans for the write-ahead log: %w", err)
+	}
+	if lim := s.limiter(tenantID); lim != nil && !lim.AllowN(s.cfg.Now(), len(payload)) {
+		retry := time.Duration(float64(len(payload)) / s.cfg.IngestionRateBytes * float64(time.Second))
+		s.m.refused.WithLabelValues("rate_limited").Add(float64(n))
+		if len(payload) > s.cfg.IngestionBurstBytes {
+			return ingest.Limited("rate_limited", 0, "request of %d bytes is larger than tenant %s's ingestion burst of %d bytes; send smaller batches",
+				len(payload), tenantID, s.cfg.IngestionBurstBytes)
+		}
+		return ingest.Limited("rate_limited", max(retry, time.Second), "tenant %s is over its ingestion rate of %.0f bytes/s (burst %d); retry later",
+			tenantID, s.cfg.IngestionRateBytes, s.cfg.IngestionBurstBytes)
+	}
+
+	s.cutMu.RLock()
+	_, err = s.wal.Append(ctx, tenantID, payload)
+	if err != nil {
+		s.cutMu.RUnlock()
+		switch {
+		case errors.Is(err, wal.ErrFull):
+			s.m.refused.WithLabelValues("wal_full").Add(float64(n))
+			return ingest.Limited("wal_full", 10*time.Second, "the write-ahead log is full (%d bytes) because blocks cannot be stored fast enough or storage is failing; retry later", s.cfg.WAL.MaxBytes)
+		case errors.Is(err, wal.ErrTooLarge):
+			s.m.refused.WithLabelValues("too_large").Add(float64(n))
+			return fmt.Errorf("request of %d bytes is too large for the write-ahead log: %w", len(payload), err)
+		}
+		s.m.refused.WithLabelValues("wal_error").Add(float64(n))
+		return fmt.Errorf("writing to the write-ahead log: %w", err)
+	}
+	res := s.head.add(tenantID, td, s.cfg.Now())
+	s.cutMu.RUnlock()
+
+	if res.dropped > 0 {
+		s.m.refused.WithLabelValues("trace_too_large").Add(float64(res.dropped))
+		return &ingest.PartialError{Rejected: res.dropped, Reason: "trace_too_large",
+			Err: fmt.Errorf("traces over the limit of %d bytes per trace (tenant %s): their new spans were dropped", s.cfg.MaxTraceBytes, tenantID)}
+	}
+	return nil
+}
+
+func (s *Server) limiter(tenantID string) *rate.Limiter {
+	if s.cfg.IngestionRateBytes < 0 {
+		return nil
+	}
+	s.limitersMu.Lock()
+	defer s.limitersMu.Unlock()
+	l := s.limiters[tenantID]
+	if l == nil {
+		l = rate.NewLimiter(rate.Limit(s.cfg.IngestionRateBytes), s.cfg.IngestionBurstBytes)
+		s.limiters[tenantID] = l
+	}
+	return l
+}
+
+// loop cuts the head when it is due and flushes snapshots, retrying
+// failures with backoff, until Shutdown.
+func (s *Server) loop() {
+	defer close(s.done)
+	t := time.NewTicker(s.cfg.FlushCheckInterval)
+	defer t.Stop()
+	backoff := time.Duration(0)
+	var retryAt time.Time
+	for {
+		select {
+		case <-s.stop:
+			return
+		case <-t.C:
+		}
+		if s.cutDue() {
+			if err := s.cut(); err != nil {
+				s.cfg.Logger.Error("cutting the head block", "err", err)
+			}
+		}
+		if !retryAt.IsZero() && time.Now().Before(retryAt) {
+			continue
+		}
+		if err := s.flushPending(context.Background()); err != nil {
+			backoff = min(max(2*backoff, s.cfg.FlushRetryMin), s.cfg.FlushRetryMax)
+			retryAt = time.Now().Add(backoff)
+			s.cfg.Logger.Error("flushing blocks to storage failed; the data stays in the write-ahead log and is retried",
+				"err", err, "retry_in", backoff, "bucket", s.cfg.Bucket.String())
+			continue
+		}
+		backoff, retryAt = 0, time.Time{}
+	}
+}
+
+func (s *Server) cutDue() bool {
+	bytes, _, first := s.head.stats()
+	if bytes == 0 {
+		return false
+	}
+	return bytes >= s.cfg.MaxBlockBytes || s.cfg.Now().Sub(first) >= s.cfg.MaxBlockDuration
+}
+
+// cut seals the WAL segment and moves the head into the flush queue.
+func (s *Server) cut() error {
+	s.cutMu.Lock()
+	defer s.cutMu.Unlock()
+	if bytes, _, _ := s.head.stats(); bytes == 0 {
+		return nil
+	}
+	seg, err := s.wal.Cut()
+	if err != nil {
+		return err
+	}
+	snap := s.head.take()
+	snap.walSeg = seg
+	s.flushMu.Lock()
+	s.flushing = append(s.flushing, snap)
+	s.flushMu.Unlock()
+	return nil
+}
+
+// flushPending stores queued snapshots oldest first; after each, the WAL
+// segments it covers are removed. It stops at the first failure.
+func (s *Server) flushPending(ctx context.Context) error {
+	for {
+		s.flushMu.Lock()
+		if len(s.flushing) == 0 {
+			s.flushMu.Unlock()
+			return nil
+		}
+		snap := s.flushing[0]
+		s.flushMu.Unlock()
+
+		if err := s.writeSnapshot(ctx, snap); err != nil {
+			s.m.flushFailures.Inc()
+			return err
+		}
+		s.flushMu.Lock()
+		s.flushing = s.flushing[1:]
+		s.flushMu.Unlock()
+		if err := s.wal.Remove(snap.walSeg); err != nil {
+			// The data is stored; the segment will be replayed and its
+			// spans de-duplicated by readers. Not worth failing for.
+			s.cfg.Logger.Warn("removing flushed WAL segments", "err", err)
+		}
+	}
+}
+
+// writeSnapshot writes one block per tenant. Tenants whose block is
+// already stored (from an earlier, partly failed attempt) are skipped.
+func (s *Server) writeSnapshot(ctx context.Context, snap *snapshot) error {
+	tenants := make([]string, 0, len(snap.tenants))
+	for t := range snap.tenants {
+		tenants = append(tenants, t)
+	}
+	sort.Strings(tenants)
+	for _, t := range tenants {
+		th := snap.tenants[t]
+		if th == nil || len(th.traces) == 0 {
+			continue
+		}
+		start := time.Now()
+		groups := make([]vparquet4.TraceGroup, 0, len(th.traces))
+		for id, ht := range th.traces {
+			groups = append(groups, vparquet4.TraceGroup{ID: id, Traces: mergePieces(ht.pieces)})
+		}
+		sort.Slice(groups, func(i, j int) bool { return groups[i].ID.Compare(groups[j].ID) < 0 })
+		w, err := vparquet4.NewBlockWriter(ctx, s.cfg.Bucket, vparquet4.WriterConfig{
+			TenantID: t, DedicatedColumns: s.cfg.DedicatedColumns, ExpectedTraces: len(groups),
+		})
+		if err != nil {
+			return fmt.Errorf("starting a block for tenant %s: %w", t, err)
+		}
+		for _, g := range groups {
+			if err := w.Add(g.ID, g.Traces); err != nil {
+				w.Abort()
+				return fmt.Errorf("writing a block for tenant %s: %w", t, err)
+			}
+		}
+		meta, err := w.Close()
+		if err != nil {
+			return fmt.Errorf("storing a block for tenant %s in %s: %w", t, s.cfg.Bucket, err)
+		}
+		s.m.flushDuration.Observe(time.Since(start).Seconds())
+		s.m.blocksWritten.Inc()
+		s.cfg.Logger.Info("block stored", "tenant", t, "block", meta.BlockID.String(), "traces", meta.TotalObjects,
+			"spans", th.spans, "bytes", meta.Size, "start", meta.StartTime, "end", meta.EndTime,
+			"duration", time.Since(start).Round(time.Millisecond))
+		delete(snap.tenants, t)
+	}
+	return nil
+}
+
+// mergePieces joins the pieces of one trace into one ptrace.Traces.
+func mergePieces(pieces []ptrace.Traces) ptrace.Traces {
+	if len(pieces) == 1 {
+		return pieces[0]
+	}
+	out := ptrace.NewTraces()
+	for _, p := range pieces {
+		p.ResourceSpans().MoveAndAppendTo(out.ResourceSpans())
+	}
+	return out
+}
+
+// Flush cuts the head and stores everything now, for shutdown and tests.
+func (s *Server) Flush(ctx context.Context) error {
+	if err := s.cut(); err != nil {
+		return err
+	}
+	return s.flushPending(ctx)
+}
+
+// FindInHead returns the pieces of a trace that are not in stored blocks
+// yet: in the head or waiting to be flushed.
+func (s *Server) FindInHead(tenantID string, id block.TraceID) []ptrace.Traces {
+	s.cutMu.RLock()
+	defer s.cutMu.RUnlock()
+	out := s.head.find(tenantID, id)
+	s.flushMu.Lock()
+	defer s.flushMu.Unlock()
+	for _, snap := range s.flushing {
+		out = append(out, findIn(snap.tenants, tenantID, id)...)
+	}
+	return out
+}
+
+// Shutdown stops the flush loop, stores everything held, and closes the
+// WAL. Call it after the receivers stopped. If storing fails the data
+// stays in the WAL for the next start, and the error says so.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.closed.Do(func() {
+		close(s.stop)
+		if s.started.Load() {
+			<-s.done
+		}
+		err := s.Flush(ctx)
+		if err != nil {
+			err = fmt.Errorf("flushing at shutdown: %w; the spans are kept in the write-ahead log %s and stored at the next start", err, s.cfg.WALDir)
+		}
+		s.closeErr = errors.Join(err, s.wal.Close())
+	})
+	return s.closeErr
+}

@@ -1,0 +1,232 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"go.opentelemetry.io/collector/pdata/ptrace"
+
+	"github.com/tracectl/tracectl/internal/blocks"
+	"github.com/tracectl/tracectl/internal/blocks/block"
+	"github.com/tracectl/tracectl/internal/ingest"
+	"github.com/tracectl/tracectl/internal/otlptest"
+	"github.com/tracectl/tracectl/internal/storage"
+	"github.com/tracectl/tracectl/internal/storage/storagetest"
+)
+
+func open(t *testing.T, url string) *storage.Bucket {
+	t.Helper()
+	b, err := storage.Open(context.Background(), url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Close() })
+	return b
+}
+
+func newServer(t *testing.T, cfg Config) *Server {
+	t.Helper()
+	s, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// checkBucket finds every trace of want (by ID) in the bucket's blocks.
+func checkBucket(t *testing.T, b *storage.Bucket, tenantID string, want map[string]ptrace.Traces) {
+	t.Helper()
+	ctx := context.Background()
+	l, err := blocks.List(ctx, b, tenantID, blocks.ListOptions{})
+	if err != nil || len(l.Problems) > 0 {
+		t.Fatalf("list: %v %v", err, l.Problems)
+	}
+	var metas []*block.Meta
+	for _, bi := range l.Blocks {
+		metas = append(metas, bi.Meta)
+	}
+	for hex, td := range want {
+		id, _ := block.ParseTraceID(hex)
+		res, err := blocks.FindTrace(ctx, b, metas, id, blocks.FindOptions{})
+		if err != nil || !res.Found {
+			t.Errorf("%s %s not found in the bucket: %v", otlptest.Label(hex), hex, err)
+			continue
+		}
+		otlptest.AssertEqual(t, td, res.Trace, otlptest.MaxDiffs(3))
+	}
+}
+
+func consumeCorpus(t *testing.T, s *Server, tenantID string, c *otlptest.Corpus) {
+	t.Helper()
+	for i, td := range c.Lines {
+		cp := ptrace.NewTraces()
+		td.CopyTo(cp)
+		if err := s.Consume(context.Background(), tenantID, cp); err != nil {
+			t.Fatalf("consume line %d: %v", i+1, err)
+		}
+	}
+}
+
+func TestIngestFlushAndFind(t *testing.T) {
+	c := otlptest.LoadCorpus(t)
+	b := open(t, "mem://")
+	reg := prometheus.NewRegistry()
+	s := newServer(t, Config{Bucket: b, WALDir: t.TempDir(), Registry: reg})
+	consumeCorpus(t, s, "team-a", c)
+
+	// Before a flush the spans are in the head.
+	id, _ := block.ParseTraceID(otlptest.IDOf("P00"))
+	if got := s.FindInHead("team-a", id); len(got) == 0 {
+		t.Fatal("P00 not in the head after ingest")
+	}
+	if got := s.FindInHead("team-b", id); len(got) != 0 {
+		t.Fatal("P00 visible to another tenant")
+	}
+	if err := s.Shutdown(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	checkBucket(t, b, "team-a", c.ByID)
+	if n := testutil.ToFloat64(s.m.blocksWritten); n != 1 {
+		t.Errorf("blocks written = %v, want 1", n)
+	}
+	if ids, _ := blocks.BlockIDs(context.Background(), b, "team-b"); len(ids) != 0 {
+		t.Errorf("tenant team-b got blocks: %v", ids)
+	}
+	// Everything flushed: a restart replays nothing.
+	s2 := newServer(t, Config{Bucket: b, WALDir: s.cfg.WALDir})
+	if bytes, _, _ := s2.head.stats(); bytes != 0 {
+		t.Errorf("restart after a clean shutdown replayed %d bytes", bytes)
+	}
+	s2.Shutdown(context.Background())
+}
+
+// TestCrashBeforeFlushLosesNothing drops a server without flushing (as a
+// crash would) and checks a new one replays the WAL and stores every span.
+func TestCrashBeforeFlushLosesNothing(t *testing.T) {
+	c := otlptest.LoadCorpus(t)
+	b := open(t, "mem://")
+	dir := t.TempDir()
+	s := newServer(t, Config{Bucket: b, WALDir: dir})
+	consumeCorpus(t, s, block.DefaultTenant, c)
+	// "Crash": close the WAL (its data is already durable), no flush.
+	s.wal.Close()
+
+	s2 := newServer(t, Config{Bucket: b, WALDir: dir})
+	if _, traces, _ := s2.head.stats(); traces != len(c.IDs) {
+		t.Fatalf("replay restored %d traces, want %d", traces, len(c.IDs))
+	}
+	if err := s2.Shutdown(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	checkBucket(t, b, block.DefaultTenant, c.ByID)
+}
+
+// TestStorageOutageKeepsData makes the bucket refuse writes: flushes fail,
+// the data stays in the WAL and the head, and once storage is back the
+// blocks are stored. A shutdown during the outage keeps the WAL for the
+// next start.
+func TestStorageOutageKeepsData(t *testing.T) {
+	c := otlptest.LoadCorpus(t)
+	s3 := storagetest.StartS3(t)
+	b := open(t, s3.Bucket(t, "traces"))
+	dir := t.TempDir()
+	reg := prometheus.NewRegistry()
+	s := newServer(t, Config{Bucket: b, WALDir: dir, Registry: reg, FlushCheckInterval: 20 * time.Millisecond,
+		MaxBlockDuration: 50 * time.Millisecond, FlushRetryMin: 20 * time.Millisecond, FlushRetryMax: 50 * time.Millisecond})
+	s3.Deny(func(r *http.Request) bool { return r.Method == http.MethodPut || r.Method == http.MethodPost })
+	s.Start()
+	consumeCorpus(t, s, block.DefaultTenant, c)
+
+	deadline := time.Now().Add(10 * time.Second)
+	for testutil.ToFloat64(s.m.flushFailures) < 2 && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if testutil.ToFloat64(s.m.flushFailures) < 2 {
+		t.Fatal("flush failures not counted during the outage")
+	}
+	// Queries still see the data while storage is down.
+	id, _ := block.ParseTraceID(otlptest.IDOf("P09"))
+	if len(s.FindInHead(block.DefaultTenant, id)) == 0 {
+		t.Error("P09 not findable while its flush is failing")
+	}
+	err := s.Shutdown(context.Background())
+	if err == nil || !strings.Contains(err.Error(), "write-ahead log") {
+		t.Fatalf("shutdown during an outage: err = %v, want one saying the WAL keeps the data", err)
+	}
+
+	// Storage is back; the next start stores everything.
+	s3.Deny(nil)
+	s2 := newServer(t, Config{Bucket: b, WALDir: dir})
+	if err := s2.Shutdown(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	checkBucket(t, b, block.DefaultTenant, c.ByID)
+}
+
+func TestFlushLoopCutsByDurationAndSize(t *testing.T) {
+	c := otlptest.LoadCorpus(t)
+	b := open(t, "mem://")
+	s := newServer(t, Config{Bucket: b, WALDir: t.TempDir(), FlushCheckInterval: 10 * time.Millisecond, MaxBlockBytes: 50_000})
+	s.Start()
+	defer s.Shutdown(context.Background())
+	consumeCorpus(t, s, block.DefaultTenant, c)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		ids, _ := blocks.BlockIDs(context.Background(), b, block.DefaultTenant)
+		if len(ids) >= 3 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("size-based cuts produced %d blocks, want several", len(ids))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func TestLimits(t *testing.T) {
+	c := otlptest.LoadCorpus(t)
+	b := open(t, "mem://")
+	reg := prometheus.NewRegistry()
+	s := newServer(t, Config{Bucket: b, WALDir: t.TempDir(), Registry: reg, IngestionRateBytes: 1000, IngestionBurstBytes: 200_000, MaxTraceBytes: 4_000})
+	defer s.Shutdown(context.Background())
+
+	// P09 has 60 spans: well over 4 kB, so part of it is dropped.
+	var partial *ingest.PartialError
+	var limited error
+	for _, td := range c.Lines {
+		err := s.Consume(context.Background(), "t", td)
+		switch {
+		case errors.As(err, &partial):
+		case errors.Is(err, ingest.ErrLimited):
+			limited = err
+		case err != nil:
+			t.Fatalf("unexpected error: %v", err)
+		}
+		if limited != nil {
+			break
+		}
+	}
+	if partial == nil || partial.Rejected == 0 || partial.Reason != "trace_too_large" {
+		t.Errorf("no trace_too_large partial error: %+v", partial)
+	}
+	var le *ingest.LimitError
+	if !errors.As(limited, &le) || le.Reason != "rate_limited" || le.RetryAfter < time.Second || !strings.Contains(le.Message, "tenant t") {
+		t.Errorf("rate limit error = %#v", limited)
+	}
+	if got := testutil.ToFloat64(s.m.refused.WithLabelValues("rate_limited")); got == 0 {
+		t.Error("rate-limited spans not counted")
+	}
+	// Other tenants have their own budget.
+	if err := s.Consume(context.Background(), "u", c.Lines[0]); errors.Is(err, ingest.ErrLimited) {
+		t.Errorf("tenant u limited by tenant t: %v", err)
+	}
+	if err := s.Consume(context.Background(), "../x", c.Lines[0]); err == nil {
+		t.Error("invalid tenant accepted")
+	}
+}
