@@ -3,6 +3,7 @@ package block
 import (
 	"bytes"
 	"compress/gzip"
+	"context"
 	"errors"
 	"math/rand/v2"
 	"os"
@@ -15,6 +16,7 @@ import (
 	"github.com/klauspost/compress/zstd"
 	"go.opentelemetry.io/collector/pdata/ptrace"
 
+	"github.com/tracectl/tracectl/internal/storage"
 	"github.com/tracectl/tracectl/internal/testfix"
 )
 
@@ -403,4 +405,30 @@ func corpusTraceIDs(t *testing.T) []TraceID {
 		t.Fatalf("corpus has %d trace IDs, want 40", len(ids))
 	}
 	return ids
+}
+
+func TestMayContainFixture(t *testing.T) {
+	dir := testfix.Path(t, "tempo", "vparquet4")
+	b, err := storage.Open(context.Background(), "file://"+filepath.ToSlash(dir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	m, err := ReadMeta(context.Background(), b, DefaultTenant, uuid.MustParse("b1db29cc-be7a-4217-88f9-2f72c202f0fa"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p05, _ := ParseTraceID("5b8efff798038103")                 // wave 1: in this block
+	p10, _ := ParseTraceID("d13dc426159551a1730f07ce7e03d001") // wave 2: not
+	for id, want := range map[TraceID]bool{p05: true, p10: false} {
+		got, err := MayContain(context.Background(), b, m, id)
+		if err != nil || got != want {
+			t.Errorf("MayContain(%s) = %v, %v; want %v", id, got, err, want)
+		}
+	}
+	gone := *m
+	gone.BlockID = uuid.New()
+	if _, err := MayContain(context.Background(), b, &gone, p05); !errors.Is(err, storage.ErrNotFound) || !strings.Contains(err.Error(), gone.BlockID.String()) {
+		t.Errorf("missing shard: %v", err)
+	}
 }

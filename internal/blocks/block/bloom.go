@@ -2,11 +2,14 @@ package block
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"hash/fnv"
 	"math"
 
 	"github.com/bits-and-blooms/bloom/v3"
+
+	"github.com/tracectl/tracectl/internal/storage"
 )
 
 // Bloom-filter parameters of §3.9.
@@ -114,4 +117,24 @@ func beUint64(b []byte) uint64 {
 	_ = b[7]
 	return uint64(b[0])<<56 | uint64(b[1])<<48 | uint64(b[2])<<40 | uint64(b[3])<<32 |
 		uint64(b[4])<<24 | uint64(b[5])<<16 | uint64(b[6])<<8 | uint64(b[7])
+}
+
+// MayContain reads the one bloom shard of the block that would hold id and
+// tests it: false means the block certainly does not hold the trace (Tempo
+// then never opens data.parquet). A block without shards (bloomShards 0)
+// may contain anything.
+func MayContain(ctx context.Context, b *storage.Bucket, m *Meta, id TraceID) (bool, error) {
+	if m.BloomShards == 0 {
+		return true, nil
+	}
+	key := BloomKey(m.TenantID, m.BlockID, BloomShardOf(id, int(m.BloomShards)))
+	data, err := b.Read(ctx, key)
+	if err != nil {
+		return false, fmt.Errorf("block %s: %w", m, err)
+	}
+	s, err := ParseBloomShard(key, data)
+	if err != nil {
+		return false, err
+	}
+	return s.Test(id), nil
 }

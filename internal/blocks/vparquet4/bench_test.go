@@ -215,10 +215,10 @@ func BenchmarkWrite(b *testing.B) {
 	b.ReportMetric(float64(size)/float64(spans), "B/span")
 }
 
-// BenchmarkBytesPerSpanLarge writes 50,000 synthetic traces (~1M spans) once
-// per iteration and reports bytes per span of data.parquet.
+// BenchmarkBytesPerSpanLarge writes 20,000 synthetic traces (~400,000
+// spans) once per iteration and reports bytes per span of data.parquet.
 func BenchmarkBytesPerSpanLarge(b *testing.B) {
-	groups := synthCorpus(50000, 2)
+	groups := synthCorpus(20000, 2)
 	spans := spanCount(groups)
 	bk := fileBucket(b)
 	for b.Loop() {
@@ -336,3 +336,78 @@ func writeGroups(ctx context.Context, bk *storage.Bucket, groups []TraceGroup) (
 }
 
 func uuidOf(s string) uuid.UUID { return uuid.MustParse(s) }
+
+// scaledCorpus replicates the public corpus n times with fresh random trace
+// and span IDs (parents and same-trace links remapped consistently) and
+// times shifted by 30 s per copy: a large corpus with the public one's
+// shape and attribute mix.
+func scaledCorpus(tb testing.TB, n int) []TraceGroup {
+	c := otlptest.LoadCorpus(tb)
+	rng := rand.New(rand.NewPCG(11, 13))
+	var out []TraceGroup
+	for k := range n {
+		for _, hex := range c.IDs {
+			td := ptrace.NewTraces()
+			c.ByID[hex].CopyTo(td)
+			var tid pcommon.TraceID
+			for i := range tid {
+				tid[i] = byte(rng.Uint32())
+			}
+			spanMap := map[pcommon.SpanID]pcommon.SpanID{}
+			remap := func(id pcommon.SpanID) pcommon.SpanID {
+				if id.IsEmpty() {
+					return id
+				}
+				if m, ok := spanMap[id]; ok {
+					return m
+				}
+				var m pcommon.SpanID
+				for i := range m {
+					m[i] = byte(rng.Uint32())
+				}
+				spanMap[id] = m
+				return m
+			}
+			shift := pcommon.Timestamp(int64(k) * int64(30*time.Second))
+			for _, rs := range td.ResourceSpans().All() {
+				for _, ss := range rs.ScopeSpans().All() {
+					for _, sp := range ss.Spans().All() {
+						old := sp.TraceID()
+						sp.SetTraceID(tid)
+						sp.SetSpanID(remap(sp.SpanID()))
+						sp.SetParentSpanID(remap(sp.ParentSpanID()))
+						sp.SetStartTimestamp(sp.StartTimestamp() + shift)
+						sp.SetEndTimestamp(sp.EndTimestamp() + shift)
+						for _, e := range sp.Events().All() {
+							e.SetTimestamp(e.Timestamp() + shift)
+						}
+						for _, l := range sp.Links().All() {
+							if l.TraceID() == old {
+								l.SetTraceID(tid)
+								l.SetSpanID(remap(l.SpanID()))
+							}
+						}
+					}
+				}
+			}
+			out = append(out, TraceGroup{ID: block.TraceID(tid), Traces: td})
+		}
+	}
+	sortGroups(out)
+	return out
+}
+
+// BenchmarkBytesPerSpanScaledCorpus writes the public corpus replicated 250
+// times (~180,000 spans, fresh IDs) and reports bytes per span.
+func BenchmarkBytesPerSpanScaledCorpus(b *testing.B) {
+	groups := scaledCorpus(b, 250)
+	spans := spanCount(groups)
+	bk := fileBucket(b)
+	for b.Loop() {
+		m, err := writeGroups(context.Background(), bk, groups)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.ReportMetric(float64(m.Size)/float64(spans), "B/span")
+	}
+}
