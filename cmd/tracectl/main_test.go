@@ -12,6 +12,16 @@ import (
 	"github.com/tracectl/tracectl/internal/iostreams"
 )
 
+// TestMain lets tests run the real tracectl as a child process: with
+// TRACECTL_TEST_MAIN=1 the test binary is tracectl (see startTracectl).
+func TestMain(m *testing.M) {
+	if os.Getenv("TRACECTL_TEST_MAIN") == "1" {
+		main()
+		return
+	}
+	os.Exit(m.Run())
+}
+
 var update = flag.Bool("update", false, "rewrite golden files and committed completions")
 
 // cliResult is what one in-process run of tracectl produced.

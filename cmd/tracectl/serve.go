@@ -1,0 +1,347 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"runtime"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/spf13/cobra"
+
+	"github.com/tracectl/tracectl/internal/ingest"
+	"github.com/tracectl/tracectl/internal/server"
+	"github.com/tracectl/tracectl/internal/wal"
+)
+
+func init() {
+	registerCommand(func(root *cobra.Command, g *globalOptions) { root.AddCommand(newServeCmd(g)) })
+}
+
+// off disables a receiver when given as its endpoint.
+const off = "off"
+
+type serveOptions struct {
+	HTTPListen string
+
+	OTLPGRPC, OTLPHTTP                      string
+	JaegerGRPC, JaegerThriftHTTP            string
+	JaegerThriftCompact, JaegerThriftBinary string
+	Zipkin                                  string
+	TLSCert, TLSKey                         string
+	MultiTenancy                            bool
+	MaxRequestBytes                         int64
+
+	WALDir      string
+	WALSync     string
+	WALMaxBytes int64
+
+	MaxBlockDuration    time.Duration
+	MaxBlockBytes       int64
+	IngestionRateBytes  float64
+	IngestionBurstBytes int
+	MaxTraceBytes       int64
+
+	LogFormat       string
+	LogLevel        string
+	ShutdownTimeout time.Duration
+}
+
+func newServeCmd(g *globalOptions) *cobra.Command {
+	o := &serveOptions{}
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Run the ingest server: OTLP, Jaeger and Zipkin in, blocks out",
+		Long: `Run a single-process trace backend. Spans arrive over OTLP (gRPC and HTTP),
+Jaeger (gRPC, thrift over HTTP and UDP) and Zipkin, are appended to a write-ahead
+log before they are acknowledged, and are cut into vParquet4 blocks in the bucket
+(--storage) every --max-block-duration or --max-block-bytes. On start the WAL is
+replayed, so a crash loses no acknowledged span. SIGINT/SIGTERM: stop accepting,
+store everything, exit 0.
+
+Receivers are on by default at their usual ports; give "off" as an endpoint to
+switch one off. A Tempo or Collector "receivers:" section in the config file
+(top level or under "distributor:") is used as written; endpoint flags override it.
+
+The HTTP port (--http-listen-address) serves /metrics, /ready, /api/echo and
+/api/status/buildinfo.
+
+` + exitCodesHelp,
+		Example: `  tracectl serve                                   # blocks in ./tracectl-data, WAL in ./tracectl-wal
+  tracectl serve --storage s3://traces?region=eu-west-1 --multitenancy
+  tracectl serve --zipkin-endpoint off --jaeger-thrift-compact-endpoint off`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runServe(cmd.Context(), g, o)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&o.HTTPListen, "http-listen-address", "0.0.0.0:3100", "address of the HTTP API: /metrics, /ready, /api/... (env TRACECTL_HTTP_LISTEN_ADDRESS)")
+	f.StringVar(&o.OTLPGRPC, "otlp-grpc-endpoint", ingest.DefaultOTLPGRPCEndpoint, "OTLP gRPC receiver, or off (env TRACECTL_OTLP_GRPC_ENDPOINT)")
+	f.StringVar(&o.OTLPHTTP, "otlp-http-endpoint", ingest.DefaultOTLPHTTPEndpoint, "OTLP HTTP receiver, or off (env TRACECTL_OTLP_HTTP_ENDPOINT)")
+	f.StringVar(&o.JaegerGRPC, "jaeger-grpc-endpoint", ingest.DefaultJaegerGRPCEndpoint, "Jaeger gRPC receiver, or off (env TRACECTL_JAEGER_GRPC_ENDPOINT)")
+	f.StringVar(&o.JaegerThriftHTTP, "jaeger-thrift-http-endpoint", ingest.DefaultJaegerThriftHTTPEndpoint, "Jaeger thrift over HTTP receiver, or off (env TRACECTL_JAEGER_THRIFT_HTTP_ENDPOINT)")
+	f.StringVar(&o.JaegerThriftCompact, "jaeger-thrift-compact-endpoint", ingest.DefaultJaegerThriftCompactEndpoint, "Jaeger agent thrift compact (UDP), or off (env TRACECTL_JAEGER_THRIFT_COMPACT_ENDPOINT)")
+	f.StringVar(&o.JaegerThriftBinary, "jaeger-thrift-binary-endpoint", ingest.DefaultJaegerThriftBinaryEndpoint, "Jaeger agent thrift binary (UDP), or off (env TRACECTL_JAEGER_THRIFT_BINARY_ENDPOINT)")
+	f.StringVar(&o.Zipkin, "zipkin-endpoint", ingest.DefaultZipkinEndpoint, "Zipkin receiver, or off (env TRACECTL_ZIPKIN_ENDPOINT)")
+	f.StringVar(&o.TLSCert, "tls-cert-file", "", "serve every TCP receiver over TLS with this certificate (env TRACECTL_TLS_CERT_FILE)")
+	f.StringVar(&o.TLSKey, "tls-key-file", "", "private key for --tls-cert-file (env TRACECTL_TLS_KEY_FILE)")
+	f.BoolVar(&o.MultiTenancy, "multitenancy", false, "take the tenant from the X-Scope-OrgID header; refuse requests without one (env TRACECTL_MULTITENANCY)")
+	f.Int64Var(&o.MaxRequestBytes, "max-request-bytes", ingest.DefaultMaxRequestBytes, "largest request accepted, compressed or not (env TRACECTL_MAX_REQUEST_BYTES)")
+	f.StringVar(&o.WALDir, "wal-dir", "./tracectl-wal", "write-ahead log directory, on local disk (env TRACECTL_WAL_DIR)")
+	f.StringVar(&o.WALSync, "wal-sync", "group", "when to fsync the WAL: group (batched, bounded latency), always, none (env TRACECTL_WAL_SYNC)")
+	f.Int64Var(&o.WALMaxBytes, "wal-max-bytes", server.DefaultWALMaxBytes, "refuse data (429) once the WAL holds this much unflushed (env TRACECTL_WAL_MAX_BYTES)")
+	f.DurationVar(&o.MaxBlockDuration, "max-block-duration", server.DefaultMaxBlockDuration, "cut a block when its oldest span arrived this long ago (env TRACECTL_MAX_BLOCK_DURATION)")
+	f.Int64Var(&o.MaxBlockBytes, "max-block-bytes", server.DefaultMaxBlockBytes, "cut a block when the head holds this many bytes (env TRACECTL_MAX_BLOCK_BYTES)")
+	f.Float64Var(&o.IngestionRateBytes, "ingestion-rate-bytes", server.DefaultIngestionRateBytes, "per-tenant ingestion rate limit in bytes/s; -1 for none (env TRACECTL_INGESTION_RATE_BYTES)")
+	f.IntVar(&o.IngestionBurstBytes, "ingestion-burst-bytes", server.DefaultIngestionBurst, "per-tenant ingestion burst in bytes (env TRACECTL_INGESTION_BURST_BYTES)")
+	f.Int64Var(&o.MaxTraceBytes, "max-trace-bytes", server.DefaultMaxTraceBytes, "largest trace kept in one block; spans past it are dropped and counted; -1 for none (env TRACECTL_MAX_TRACE_BYTES)")
+	f.StringVar(&o.LogFormat, "log-format", "text", "log format: text or json (env TRACECTL_LOG_FORMAT)")
+	f.StringVar(&o.LogLevel, "log-level", "info", "log level: debug, info, warn, error (env TRACECTL_LOG_LEVEL)")
+	f.DurationVar(&o.ShutdownTimeout, "shutdown-timeout", 30*time.Second, "how long to wait for in-flight requests at shutdown (env TRACECTL_SHUTDOWN_TIMEOUT)")
+	return cmd
+}
+
+func newLogger(w io.Writer, format, level string) (*slog.Logger, error) {
+	var lvl slog.Level
+	if err := lvl.UnmarshalText([]byte(level)); err != nil {
+		return nil, usageError("--log-level %q: use debug, info, warn or error", level)
+	}
+	opts := &slog.HandlerOptions{Level: lvl}
+	switch format {
+	case "text":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	}
+	return nil, usageError("--log-format %q: use text or json", format)
+}
+
+// receiversConfig builds the receivers from the config file's receivers
+// section (if any) and the endpoint flags: a flag given explicitly (flag or
+// environment) wins over the section; without a section the flags' defaults
+// apply.
+func receiversConfig(g *globalOptions, o *serveOptions) (ingest.ReceiversConfig, error) {
+	var rc ingest.ReceiversConfig
+	section := g.cfg.v.Get("receivers")
+	if section == nil {
+		section = g.cfg.v.Get("distributor.receivers")
+	}
+	fromFile := false
+	if m, ok := section.(map[string]any); ok {
+		var err error
+		rc, err = ingest.ParseReceiversConfig(m)
+		if err != nil {
+			return rc, usageError("config file %s, receivers: %v", g.cfg.file, err)
+		}
+		fromFile = true
+	}
+	explicit := func(name string) bool {
+		src := g.cfg.sources[name]
+		return src != "" && src != "default"
+	}
+	tcp := func(name, endpoint string, dst **ingest.Config) {
+		if fromFile && !explicit(name) {
+			return
+		}
+		if endpoint == off {
+			*dst = nil
+			return
+		}
+		if *dst == nil {
+			*dst = &ingest.Config{}
+		}
+		(*dst).Endpoint = endpoint
+	}
+	udp := func(name, endpoint string, dst **ingest.UDPConfig) {
+		if fromFile && !explicit(name) {
+			return
+		}
+		if endpoint == off {
+			*dst = nil
+			return
+		}
+		if *dst == nil {
+			*dst = &ingest.UDPConfig{}
+		}
+		(*dst).Endpoint = endpoint
+	}
+	tcp("otlp-grpc-endpoint", o.OTLPGRPC, &rc.OTLPGRPC)
+	tcp("otlp-http-endpoint", o.OTLPHTTP, &rc.OTLPHTTP)
+	tcp("jaeger-grpc-endpoint", o.JaegerGRPC, &rc.JaegerGRPC)
+	tcp("jaeger-thrift-http-endpoint", o.JaegerThriftHTTP, &rc.JaegerThriftHTTP)
+	udp("jaeger-thrift-compact-endpoint", o.JaegerThriftCompact, &rc.JaegerThriftCompact)
+	udp("jaeger-thrift-binary-endpoint", o.JaegerThriftBinary, &rc.JaegerThriftBinary)
+	if !fromFile || explicit("zipkin-endpoint") {
+		switch {
+		case o.Zipkin == off:
+			rc.Zipkin = nil
+		case rc.Zipkin == nil:
+			rc.Zipkin = &ingest.ZipkinConfig{Config: ingest.Config{Endpoint: o.Zipkin}}
+		default:
+			rc.Zipkin.Endpoint = o.Zipkin
+		}
+	}
+	if (o.TLSCert == "") != (o.TLSKey == "") {
+		return rc, usageError("--tls-cert-file and --tls-key-file go together")
+	}
+	for _, c := range []*ingest.Config{rc.OTLPGRPC, rc.OTLPHTTP, rc.JaegerGRPC, rc.JaegerThriftHTTP, zipkinBase(rc.Zipkin)} {
+		if c == nil {
+			continue
+		}
+		if o.TLSCert != "" {
+			c.TLS = &ingest.TLSConfig{CertFile: o.TLSCert, KeyFile: o.TLSKey}
+		}
+		if explicit("max-request-bytes") || c.MaxRequestBytes == 0 {
+			c.MaxRequestBytes = o.MaxRequestBytes
+		}
+	}
+	rc.MultiTenancy = rc.MultiTenancy || o.MultiTenancy
+	return rc, nil
+}
+
+func zipkinBase(z *ingest.ZipkinConfig) *ingest.Config {
+	if z == nil {
+		return nil
+	}
+	return &z.Config
+}
+
+func runServe(ctx context.Context, g *globalOptions, o *serveOptions) error {
+	log, err := newLogger(g.io.ErrOut, o.LogFormat, o.LogLevel)
+	if err != nil {
+		return err
+	}
+	sync, err := wal.ParseSyncPolicy(o.WALSync)
+	if err != nil {
+		return usageError("--wal-sync: %v", err)
+	}
+	rc, err := receiversConfig(g, o)
+	if err != nil {
+		return err
+	}
+	for _, k := range rc.Ignored {
+		log.Warn("config key has no effect in tracectl", "key", k)
+	}
+	b, err := g.openBucket(ctx)
+	if err != nil {
+		return err
+	}
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	srv, err := server.New(server.Config{
+		Bucket: b, WALDir: o.WALDir,
+		WAL:              wal.Options{Sync: sync, MaxBytes: o.WALMaxBytes},
+		MaxBlockDuration: o.MaxBlockDuration, MaxBlockBytes: o.MaxBlockBytes,
+		IngestionRateBytes: o.IngestionRateBytes, IngestionBurstBytes: o.IngestionBurstBytes,
+		MaxTraceBytes: o.MaxTraceBytes, Logger: log, Registry: reg,
+	})
+	if err != nil {
+		return err
+	}
+	srv.Start()
+	var ready atomic.Bool
+
+	api, err := startAPI(o.HTTPListen, reg, &ready, log)
+	if err != nil {
+		_ = srv.Shutdown(context.Background())
+		return err
+	}
+	set, err := ingest.NewSet(rc, srv, log, reg)
+	if err != nil {
+		_ = api.Close()
+		_ = srv.Shutdown(context.Background())
+		return usageError("configuring receivers: %v", err)
+	}
+	if err := set.Start(ctx); err != nil {
+		_ = api.Close()
+		_ = srv.Shutdown(context.Background())
+		return fmt.Errorf("starting receivers: %w; is another program using the port? pick another endpoint or switch the receiver off", err)
+	}
+	log.Info("tracectl serve ready", "storage", b.String(), "tenant_mode", tenantMode(rc.MultiTenancy), "wal", o.WALDir,
+		"http", api.addr, "version", version)
+	ready.Store(true)
+
+	<-ctx.Done()
+	log.Info("shutting down: no new requests, storing what is held")
+	ready.Store(false)
+	sctx, cancel := context.WithTimeout(context.Background(), o.ShutdownTimeout)
+	defer cancel()
+	var errs []error
+	if err := set.Shutdown(sctx); err != nil {
+		errs = append(errs, fmt.Errorf("stopping receivers: %w", err))
+	}
+	if err := srv.Shutdown(context.Background()); err != nil {
+		errs = append(errs, err)
+	}
+	_ = api.Shutdown(sctx)
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	log.Info("stopped cleanly")
+	return nil
+}
+
+func tenantMode(multi bool) string {
+	if multi {
+		return "multi-tenant (X-Scope-OrgID)"
+	}
+	return "single-tenant"
+}
+
+type apiServer struct {
+	*http.Server
+	addr string
+}
+
+// startAPI serves the operational endpoints; the Tempo query API joins
+// them on the same port.
+func startAPI(addr string, reg *prometheus.Registry, ready *atomic.Bool, log *slog.Logger) (*apiServer, error) {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+	mux.HandleFunc("GET /ready", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		if !ready.Load() {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			_, _ = io.WriteString(w, "not ready")
+			return
+		}
+		_, _ = io.WriteString(w, "ready")
+	})
+	mux.HandleFunc("GET /api/echo", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		_, _ = io.WriteString(w, "echo")
+	})
+	mux.HandleFunc("GET /api/status/buildinfo", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(map[string]string{
+			"version": version, "revision": commit, "branch": "", "buildUser": "", "buildDate": date, "goVersion": runtime.Version(),
+		})
+	})
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("listening on %s for the HTTP API: %w; use --http-listen-address to pick another", addr, err)
+	}
+	s := &apiServer{
+		Server: &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: time.Minute,
+			WriteTimeout: 2 * time.Minute, IdleTimeout: 2 * time.Minute, MaxHeaderBytes: 1 << 20},
+		addr: ln.Addr().String(),
+	}
+	log.Info("HTTP API listening", "address", s.addr)
+	go func() {
+		if err := s.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error("HTTP API stopped", "err", err)
+		}
+	}()
+	return s, nil
+}

@@ -1,0 +1,302 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"go.opentelemetry.io/collector/pdata/pcommon"
+	"go.opentelemetry.io/collector/pdata/ptrace"
+	"go.opentelemetry.io/collector/pdata/ptrace/ptraceotlp"
+
+	"github.com/tracectl/tracectl/internal/blocks"
+	"github.com/tracectl/tracectl/internal/blocks/block"
+	"github.com/tracectl/tracectl/internal/storage"
+)
+
+// child is tracectl running as a separate process.
+type child struct {
+	cmd    *exec.Cmd
+	addrs  map[string]string // protocol → address, from its JSON log
+	http   string
+	logs   *bytes.Buffer
+	mu     sync.Mutex
+	exited chan error
+}
+
+// startTracectl runs `tracectl args...` as a child process (the test binary
+// re-executed, see TestMain) and waits until it logs that it is ready.
+func startTracectl(t *testing.T, args ...string) *child {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], args...)
+	cmd.Env = append(os.Environ(), "TRACECTL_TEST_MAIN=1")
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	c := &child{cmd: cmd, addrs: map[string]string{}, logs: &bytes.Buffer{}, exited: make(chan error, 1)}
+	ready := make(chan struct{})
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		sc.Buffer(nil, 1<<20)
+		once := sync.Once{}
+		for sc.Scan() {
+			line := sc.Bytes()
+			c.mu.Lock()
+			c.logs.Write(line)
+			c.logs.WriteByte('\n')
+			var rec map[string]any
+			if json.Unmarshal(line, &rec) == nil {
+				if rec["msg"] == "receiver listening" {
+					c.addrs[fmt.Sprint(rec["protocol"])] = fmt.Sprint(rec["addr"])
+				}
+				if rec["msg"] == "tracectl serve ready" {
+					c.http = fmt.Sprint(rec["http"])
+					once.Do(func() { close(ready) })
+				}
+			}
+			c.mu.Unlock()
+		}
+		c.exited <- cmd.Wait()
+	}()
+	select {
+	case <-ready:
+	case err := <-c.exited:
+		t.Fatalf("tracectl exited before it was ready: %v\n%s", err, c.log())
+	case <-time.After(60 * time.Second):
+		cmd.Process.Kill()
+		t.Fatalf("tracectl not ready after 60s:\n%s", c.log())
+	}
+	return c
+}
+
+func (c *child) log() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.logs.String()
+}
+
+func (c *child) wait(t *testing.T, d time.Duration) error {
+	t.Helper()
+	select {
+	case err := <-c.exited:
+		return err
+	case <-time.After(d):
+		c.cmd.Process.Kill()
+		t.Fatalf("tracectl did not exit within %s:\n%s", d, c.log())
+		return nil
+	}
+}
+
+func serveArgs(bucket, walDir string, extra ...string) []string {
+	return append([]string{"serve", "--storage", bucket, "--wal-dir", walDir, "--log-format", "json",
+		"--http-listen-address", "127.0.0.1:0", "--otlp-http-endpoint", "127.0.0.1:0", "--otlp-grpc-endpoint", "127.0.0.1:0",
+		"--jaeger-grpc-endpoint", "off", "--jaeger-thrift-http-endpoint", "off", "--jaeger-thrift-compact-endpoint", "off",
+		"--jaeger-thrift-binary-endpoint", "off", "--zipkin-endpoint", "off", "--ingestion-rate-bytes", "-1"}, extra...)
+}
+
+// makeTrace builds a request with one trace of n spans whose IDs derive from seq.
+func makeTrace(seq uint64, n int) (ptrace.Traces, block.TraceID) {
+	td := ptrace.NewTraces()
+	rs := td.ResourceSpans().AppendEmpty()
+	rs.Resource().Attributes().PutStr("service.name", "crash-test")
+	ss := rs.ScopeSpans().AppendEmpty()
+	var id block.TraceID
+	binary.BigEndian.PutUint64(id[0:], 0xc0ffee)
+	binary.BigEndian.PutUint64(id[8:], seq)
+	start := time.Date(2026, 11, 20, 10, 0, 0, 0, time.UTC).Add(time.Duration(seq) * time.Millisecond)
+	for i := range n {
+		sp := ss.Spans().AppendEmpty()
+		sp.SetTraceID(pcommon.TraceID(id))
+		var sid [8]byte
+		binary.BigEndian.PutUint64(sid[:], seq<<8|uint64(i+1))
+		sp.SetSpanID(sid)
+		sp.SetName(fmt.Sprintf("span-%d", i))
+		sp.SetStartTimestamp(pcommon.NewTimestampFromTime(start))
+		sp.SetEndTimestamp(pcommon.NewTimestampFromTime(start.Add(time.Millisecond)))
+		sp.Attributes().PutInt("seq", int64(seq))
+	}
+	return td, id
+}
+
+// TestServeKill9LosesNoAcknowledgedSpan runs serve in a child process under
+// sustained OTLP/HTTP load, kills it with SIGKILL at a random moment, starts
+// it again on the same WAL and bucket, stops it cleanly, and checks that
+// every acknowledged trace is in the bucket with all its spans.
+func TestServeKill9LosesNoAcknowledgedSpan(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts tracectl processes")
+	}
+	dir := t.TempDir()
+	bucket := "file://" + filepath.Join(dir, "bucket")
+	walDir := filepath.Join(dir, "wal")
+	const spansPerTrace = 3
+	acked := map[block.TraceID]bool{}
+	var ackedMu sync.Mutex
+	var seq uint64
+	var seqMu sync.Mutex
+	nextSeq := func() uint64 { seqMu.Lock(); defer seqMu.Unlock(); seq++; return seq }
+
+	for trial := range 3 {
+		c := startTracectl(t, serveArgs(bucket, walDir, "--max-block-duration", "300ms")...)
+		url := "http://" + c.addrs["otlp_http"] + "/v1/traces"
+		stop := make(chan struct{})
+		var wg sync.WaitGroup
+		for range 4 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				client := &http.Client{Timeout: 5 * time.Second}
+				for {
+					select {
+					case <-stop:
+						return
+					default:
+					}
+					td, id := makeTrace(nextSeq(), spansPerTrace)
+					body, _ := ptraceotlp.NewExportRequestFromTraces(td).MarshalProto()
+					resp, err := client.Post(url, "application/x-protobuf", bytes.NewReader(body))
+					if err != nil {
+						continue // the server is gone: not acknowledged
+					}
+					io.Copy(io.Discard, resp.Body)
+					resp.Body.Close()
+					if resp.StatusCode == http.StatusOK {
+						ackedMu.Lock()
+						acked[id] = true
+						ackedMu.Unlock()
+					}
+				}
+			}()
+		}
+		time.Sleep(time.Duration(1200+rand.IntN(2000)) * time.Millisecond)
+		if err := c.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+			t.Fatal(err)
+		}
+		c.wait(t, 10*time.Second)
+		close(stop)
+		wg.Wait()
+		t.Logf("trial %d: %d traces acknowledged so far", trial, len(acked))
+	}
+	if len(acked) < 50 {
+		t.Fatalf("only %d traces acknowledged: the load did not run", len(acked))
+	}
+	// Blocks were stored while the load ran, so kills hit flushes too.
+	if ids, _ := os.ReadDir(filepath.Join(dir, "bucket", block.DefaultTenant)); len(ids) < 2 {
+		t.Errorf("only %d block directories written during the trials: kills did not meet flushes", len(ids))
+	}
+
+	// Restart on the same WAL, then stop cleanly: everything is stored.
+	c := startTracectl(t, serveArgs(bucket, walDir)...)
+	if err := c.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.wait(t, 60*time.Second); err != nil {
+		t.Fatalf("clean stop after restart: %v\n%s", err, c.log())
+	}
+
+	ctx := context.Background()
+	b, err := storage.Open(ctx, bucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	l, err := blocks.List(ctx, b, block.DefaultTenant, blocks.ListOptions{})
+	if err != nil || len(l.Problems) > 0 {
+		t.Fatalf("list: %v %v", err, l.Problems)
+	}
+	var metas []*block.Meta
+	for _, bi := range l.Blocks {
+		metas = append(metas, bi.Meta)
+	}
+	lost := 0
+	for id := range acked {
+		res, err := blocks.FindTrace(ctx, b, metas, id, blocks.FindOptions{})
+		if err != nil || !res.Found || res.Trace.SpanCount() != spansPerTrace {
+			lost++
+			if lost <= 5 {
+				n := 0
+				if res != nil {
+					n = res.Trace.SpanCount()
+				}
+				t.Errorf("acknowledged trace %s: found %d of %d spans (err %v)", id.Hex(), n, spansPerTrace, err)
+			}
+		}
+	}
+	t.Logf("%d acknowledged traces in %d blocks after 3 kills; %d lost", len(acked), len(metas), lost)
+	if lost > 0 {
+		t.Fatalf("%d acknowledged traces lost", lost)
+	}
+}
+
+func TestServeOpsEndpointsAndCleanStop(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts tracectl processes")
+	}
+	dir := t.TempDir()
+	bucket := "file://" + filepath.Join(dir, "bucket")
+	c := startTracectl(t, serveArgs(bucket, filepath.Join(dir, "wal"))...)
+	get := func(path string) (int, string, string) {
+		resp, err := http.Get("http://" + c.http + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, resp.Header.Get("Content-Type"), string(b)
+	}
+	if code, _, body := get("/ready"); code != 200 || body != "ready" {
+		t.Errorf("/ready = %d %q", code, body)
+	}
+	if code, _, body := get("/api/echo"); code != 200 || body != "echo" {
+		t.Errorf("/api/echo = %d %q", code, body)
+	}
+	code, ctype, body := get("/api/status/buildinfo")
+	var bi map[string]string
+	if code != 200 || ctype != "application/json" || json.Unmarshal([]byte(body), &bi) != nil || bi["goVersion"] == "" {
+		t.Errorf("/api/status/buildinfo = %d %s %q", code, ctype, body)
+	}
+
+	// Send one trace over OTLP/HTTP JSON, then check the metrics.
+	td, id := makeTrace(42, 2)
+	js, _ := ptraceotlp.NewExportRequestFromTraces(td).MarshalJSON()
+	resp, err := http.Post("http://"+c.addrs["otlp_http"]+"/v1/traces", "application/json", bytes.NewReader(js))
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("OTLP/HTTP JSON post: %v %v", err, resp)
+	}
+	resp.Body.Close()
+	_, _, metrics := get("/metrics")
+	for _, want := range []string{`tracectl_receiver_accepted_spans_total{protocol="otlp_http",tenant="single-tenant"} 2`, "tracectl_wal_bytes", "tracectl_head_traces 1", "go_goroutines"} {
+		if !strings.Contains(metrics, want) {
+			t.Errorf("/metrics lacks %q", want)
+		}
+	}
+	if err := c.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.wait(t, 30*time.Second); err != nil {
+		t.Fatalf("SIGTERM: exit %v\n%s", err, c.log())
+	}
+	// The trace was stored at shutdown.
+	res := runCLI(t, false, "get", id.Hex(), "--storage", bucket)
+	if res.code != 0 {
+		t.Errorf("trace sent before SIGTERM not stored: exit %d %s", res.code, res.stderr)
+	}
+}
