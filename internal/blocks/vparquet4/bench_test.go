@@ -2,9 +2,14 @@ package vparquet4
 
 import (
 	"context"
+	"encoding/binary"
 	"fmt"
+	"iter"
 	"math/rand/v2"
+	"os"
 	"path/filepath"
+	"runtime"
+	"runtime/pprof"
 	"slices"
 	"syscall"
 	"testing"
@@ -30,129 +35,145 @@ type synthService struct {
 // trees of 1–60 spans across services, HTTP/DB/RPC/messaging attributes,
 // custom attributes of every scalar type, occasional events, errors, links.
 func synthCorpus(n int, seed uint64) []TraceGroup {
-	rng := rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
-	names := []string{"frontend", "checkout", "cart", "inventory", "payment", "shipping", "auth",
-		"recommendation", "email-worker", "redis-cache", "postgres-proxy", "kafka-bridge"}
-	var services []synthService
-	for i := range 20 {
-		name := names[i%len(names)]
-		a := map[string]any{
-			"service.name": name, "service.namespace": "shop", "service.version": fmt.Sprintf("1.%d.%d", i%4, i%7),
-			"host.name": fmt.Sprintf("node-%02d", i), "process.pid": int64(1000 + 37*i),
-			"telemetry.sdk.name": "opentelemetry", "telemetry.sdk.language": []string{"go", "java", "python"}[i%3],
-			"telemetry.sdk.version": "1.30.0",
-		}
-		if i%2 == 0 {
-			a["k8s.cluster.name"] = "prod-eu"
-			a["k8s.namespace.name"] = "shop"
-			a["k8s.pod.name"] = fmt.Sprintf("%s-%x", name, 0xabc00+i)
-			a["k8s.container.name"] = name
-		} else {
-			a["cluster"], a["namespace"], a["pod"], a["container"] = "prod-us", "shop", fmt.Sprintf("%s-%d", name, i), name
-		}
-		services = append(services, synthService{name, a})
-	}
-	routes := []string{"/api/cart", "/api/cart/{id}", "/api/checkout", "/api/products", "/api/products/{id}",
-		"/api/users/{id}", "/api/orders", "/api/orders/{id}", "/healthz", "/api/search"}
-	methods := []string{"GET", "GET", "GET", "POST", "PUT", "DELETE"}
-	statements := []string{"SELECT * FROM orders WHERE id = $1", "UPDATE cart SET qty = $1 WHERE id = $2",
-		"INSERT INTO events (kind, payload) VALUES ($1, $2)", "SELECT id, name FROM products WHERE category = $1 LIMIT 50"}
-	base := time.Date(2026, 11, 20, 10, 0, 0, 0, time.UTC).UnixNano()
-
 	out := make([]TraceGroup, 0, n)
-	for t := range n {
-		var tid pcommon.TraceID
-		for i := range tid {
-			tid[i] = byte(rng.Uint32())
-		}
-		td := ptrace.NewTraces()
-		nSpans := 1 + rng.IntN(40)
-		nSvc := 1 + rng.IntN(min(5, nSpans))
-		svc := make([]int, nSvc)
-		scopes := make([]ptrace.ScopeSpans, nSvc*2)
-		for i := range svc {
-			svc[i] = rng.IntN(len(services))
-			rs := td.ResourceSpans().AppendEmpty()
-			rs.Resource().Attributes().FromRaw(services[svc[i]].attrs)
-			for j := range 2 {
-				ss := rs.ScopeSpans().AppendEmpty()
-				ss.Scope().SetName([]string{"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp", "app"}[j])
-				ss.Scope().SetVersion("0.60.0")
-				scopes[2*i+j] = ss
-			}
-		}
-		start := base + int64(t)*int64(50*time.Millisecond) + rng.Int64N(int64(time.Second))
-		type info struct {
-			id    pcommon.SpanID
-			start int64
-			end   int64
-		}
-		var spans []info
-		for s := range nSpans {
-			var sid pcommon.SpanID
-			for i := range sid {
-				sid[i] = byte(rng.Uint32())
-			}
-			si := 0
-			if s > 0 {
-				si = rng.IntN(nSvc)
-			}
-			sp := scopes[2*si+rng.IntN(2)].Spans().AppendEmpty()
-			sp.SetTraceID(tid)
-			sp.SetSpanID(sid)
-			st, en := start, start+int64(50+rng.IntN(500))*int64(time.Millisecond)
-			if s > 0 {
-				p := spans[rng.IntN(len(spans))]
-				sp.SetParentSpanID(p.id)
-				st = p.start + rng.Int64N(max(1, (p.end-p.start)/2))
-				en = st + rng.Int64N(max(1, p.end-st))
-			}
-			spans = append(spans, info{sid, st, en})
-			sp.SetStartTimestamp(pcommon.Timestamp(st))
-			sp.SetEndTimestamp(pcommon.Timestamp(en))
-			attrs := sp.Attributes()
-			switch rng.IntN(4) {
-			case 0, 1:
-				route := routes[rng.IntN(len(routes))]
-				sp.SetKind(ptrace.SpanKind(2 + rng.IntN(2))) // server or client
-				m := methods[rng.IntN(len(methods))]
-				sp.SetName(m + " " + route)
-				attrs.PutStr("http.request.method", m)
-				attrs.PutStr("http.route", route)
-				attrs.PutStr("url.path", route)
-				attrs.PutInt("http.response.status_code", []int64{200, 200, 200, 201, 404, 500}[rng.IntN(6)])
-				attrs.PutStr("server.address", services[svc[si]].name)
-				attrs.PutInt("server.port", 8080)
-			case 2:
-				sp.SetKind(ptrace.SpanKindClient)
-				sp.SetName("db.query")
-				attrs.PutStr("db.system", "postgresql")
-				attrs.PutStr("db.statement", statements[rng.IntN(len(statements))])
-				attrs.PutInt("db.rows_affected", int64(rng.IntN(100)))
-			default:
-				sp.SetKind(ptrace.SpanKindInternal)
-				sp.SetName([]string{"compute", "render", "validate", "serialize"}[rng.IntN(4)])
-			}
-			attrs.PutInt("user.id", int64(rng.IntN(10000)))
-			attrs.PutBool("cache.hit", rng.IntN(2) == 0)
-			attrs.PutDouble("sample.rate", []float64{0.1, 0.5, 1}[rng.IntN(3)])
-			if rng.IntN(20) == 0 {
-				sp.Status().SetCode(ptrace.StatusCodeError)
-				sp.Status().SetMessage("upstream failed")
-				ev := sp.Events().AppendEmpty()
-				ev.SetName("exception")
-				ev.SetTimestamp(pcommon.Timestamp(en))
-				ev.Attributes().PutStr("exception.type", "TimeoutError")
-				ev.Attributes().PutStr("exception.message", "deadline exceeded after 5s")
-			} else if rng.IntN(10) == 0 {
-				sp.Status().SetCode(ptrace.StatusCodeOk)
-			}
-		}
-		out = append(out, TraceGroup{ID: block.TraceID(tid), Traces: td})
+	for g := range synthTraces(n, seed, false) {
+		out = append(out, g)
 	}
 	// Sort by ID as the streaming writer wants.
 	sortGroups(out)
 	return out
+}
+
+// synthTraces yields n synthetic traces one at a time; with ascending the
+// IDs increase (a counter in the first 4 bytes), for streaming without
+// holding the corpus.
+func synthTraces(n int, seed uint64, ascending bool) iter.Seq[TraceGroup] {
+	return func(yield func(TraceGroup) bool) {
+		rng := rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
+		names := []string{"frontend", "checkout", "cart", "inventory", "payment", "shipping", "auth",
+			"recommendation", "email-worker", "redis-cache", "postgres-proxy", "kafka-bridge"}
+		var services []synthService
+		for i := range 20 {
+			name := names[i%len(names)]
+			a := map[string]any{
+				"service.name": name, "service.namespace": "shop", "service.version": fmt.Sprintf("1.%d.%d", i%4, i%7),
+				"host.name": fmt.Sprintf("node-%02d", i), "process.pid": int64(1000 + 37*i),
+				"telemetry.sdk.name": "opentelemetry", "telemetry.sdk.language": []string{"go", "java", "python"}[i%3],
+				"telemetry.sdk.version": "1.30.0",
+			}
+			if i%2 == 0 {
+				a["k8s.cluster.name"] = "prod-eu"
+				a["k8s.namespace.name"] = "shop"
+				a["k8s.pod.name"] = fmt.Sprintf("%s-%x", name, 0xabc00+i)
+				a["k8s.container.name"] = name
+			} else {
+				a["cluster"], a["namespace"], a["pod"], a["container"] = "prod-us", "shop", fmt.Sprintf("%s-%d", name, i), name
+			}
+			services = append(services, synthService{name, a})
+		}
+		routes := []string{"/api/cart", "/api/cart/{id}", "/api/checkout", "/api/products", "/api/products/{id}",
+			"/api/users/{id}", "/api/orders", "/api/orders/{id}", "/healthz", "/api/search"}
+		methods := []string{"GET", "GET", "GET", "POST", "PUT", "DELETE"}
+		statements := []string{"SELECT * FROM orders WHERE id = $1", "UPDATE cart SET qty = $1 WHERE id = $2",
+			"INSERT INTO events (kind, payload) VALUES ($1, $2)", "SELECT id, name FROM products WHERE category = $1 LIMIT 50"}
+		base := time.Date(2026, 11, 20, 10, 0, 0, 0, time.UTC).UnixNano()
+
+		for t := range n {
+			var tid pcommon.TraceID
+			for i := range tid {
+				tid[i] = byte(rng.Uint32())
+			}
+			if ascending {
+				binary.BigEndian.PutUint32(tid[:4], uint32(t))
+			}
+			td := ptrace.NewTraces()
+			nSpans := 1 + rng.IntN(40)
+			nSvc := 1 + rng.IntN(min(5, nSpans))
+			svc := make([]int, nSvc)
+			scopes := make([]ptrace.ScopeSpans, nSvc*2)
+			for i := range svc {
+				svc[i] = rng.IntN(len(services))
+				rs := td.ResourceSpans().AppendEmpty()
+				rs.Resource().Attributes().FromRaw(services[svc[i]].attrs)
+				for j := range 2 {
+					ss := rs.ScopeSpans().AppendEmpty()
+					ss.Scope().SetName([]string{"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp", "app"}[j])
+					ss.Scope().SetVersion("0.60.0")
+					scopes[2*i+j] = ss
+				}
+			}
+			start := base + int64(t)*int64(50*time.Millisecond) + rng.Int64N(int64(time.Second))
+			type info struct {
+				id    pcommon.SpanID
+				start int64
+				end   int64
+			}
+			var spans []info
+			for s := range nSpans {
+				var sid pcommon.SpanID
+				for i := range sid {
+					sid[i] = byte(rng.Uint32())
+				}
+				si := 0
+				if s > 0 {
+					si = rng.IntN(nSvc)
+				}
+				sp := scopes[2*si+rng.IntN(2)].Spans().AppendEmpty()
+				sp.SetTraceID(tid)
+				sp.SetSpanID(sid)
+				st, en := start, start+int64(50+rng.IntN(500))*int64(time.Millisecond)
+				if s > 0 {
+					p := spans[rng.IntN(len(spans))]
+					sp.SetParentSpanID(p.id)
+					st = p.start + rng.Int64N(max(1, (p.end-p.start)/2))
+					en = st + rng.Int64N(max(1, p.end-st))
+				}
+				spans = append(spans, info{sid, st, en})
+				sp.SetStartTimestamp(pcommon.Timestamp(st))
+				sp.SetEndTimestamp(pcommon.Timestamp(en))
+				attrs := sp.Attributes()
+				switch rng.IntN(4) {
+				case 0, 1:
+					route := routes[rng.IntN(len(routes))]
+					sp.SetKind(ptrace.SpanKind(2 + rng.IntN(2))) // server or client
+					m := methods[rng.IntN(len(methods))]
+					sp.SetName(m + " " + route)
+					attrs.PutStr("http.request.method", m)
+					attrs.PutStr("http.route", route)
+					attrs.PutStr("url.path", route)
+					attrs.PutInt("http.response.status_code", []int64{200, 200, 200, 201, 404, 500}[rng.IntN(6)])
+					attrs.PutStr("server.address", services[svc[si]].name)
+					attrs.PutInt("server.port", 8080)
+				case 2:
+					sp.SetKind(ptrace.SpanKindClient)
+					sp.SetName("db.query")
+					attrs.PutStr("db.system", "postgresql")
+					attrs.PutStr("db.statement", statements[rng.IntN(len(statements))])
+					attrs.PutInt("db.rows_affected", int64(rng.IntN(100)))
+				default:
+					sp.SetKind(ptrace.SpanKindInternal)
+					sp.SetName([]string{"compute", "render", "validate", "serialize"}[rng.IntN(4)])
+				}
+				attrs.PutInt("user.id", int64(rng.IntN(10000)))
+				attrs.PutBool("cache.hit", rng.IntN(2) == 0)
+				attrs.PutDouble("sample.rate", []float64{0.1, 0.5, 1}[rng.IntN(3)])
+				if rng.IntN(20) == 0 {
+					sp.Status().SetCode(ptrace.StatusCodeError)
+					sp.Status().SetMessage("upstream failed")
+					ev := sp.Events().AppendEmpty()
+					ev.SetName("exception")
+					ev.SetTimestamp(pcommon.Timestamp(en))
+					ev.Attributes().PutStr("exception.type", "TimeoutError")
+					ev.Attributes().PutStr("exception.message", "deadline exceeded after 5s")
+				} else if rng.IntN(10) == 0 {
+					sp.Status().SetCode(ptrace.StatusCodeOk)
+				}
+			}
+			if !yield(TraceGroup{ID: block.TraceID(tid), Traces: td}) {
+				return
+			}
+		}
+	}
 }
 
 func sortGroups(g []TraceGroup) {
@@ -409,5 +430,61 @@ func BenchmarkBytesPerSpanScaledCorpus(b *testing.B) {
 			b.Fatal(err)
 		}
 		b.ReportMetric(float64(m.Size)/float64(spans), "B/span")
+	}
+}
+
+// TestWriterMemoryBounded streams 15,000 traces (~300,000 spans)
+// generated on the fly through a writer with a 2 MiB row-group budget: the
+// live heap stays bounded by the budget plus the parquet footer metadata
+// of the row groups written so far (which every parquet writer keeps until
+// the footer is written), never by the data.
+func TestWriterMemoryBounded(t *testing.T) {
+	if testing.Short() {
+		t.Skip("streams 300,000 spans")
+	}
+	bk := fileBucket(t)
+	w, err := NewBlockWriter(context.Background(), bk, WriterConfig{RowGroupBytes: 2 << 20, ExpectedTraces: 15000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	type sample struct {
+		heap uint64
+		rgs  int
+	}
+	var samples []sample
+	var ms runtime.MemStats
+	for g := range synthTraces(15000, 5, true) {
+		if err := w.Add(g.ID, g.Traces); err != nil {
+			t.Fatal(err)
+		}
+		if n := binary.BigEndian.Uint32(g.ID[:4]); n > 0 && n%2500 == 0 {
+			runtime.GC()
+			runtime.ReadMemStats(&ms)
+			samples = append(samples, sample{ms.HeapAlloc, len(w.rgLastIDs)})
+		}
+	}
+	if f := os.Getenv("HEAPPROF"); f != "" {
+		fh, _ := os.Create(f)
+		runtime.GC()
+		pprof.WriteHeapProfile(fh)
+		fh.Close()
+	}
+	m, err := w.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	first, last := samples[0], samples[len(samples)-1]
+	perRG := float64(int64(last.heap)-int64(first.heap)) / float64(last.rgs-first.rgs)
+	t.Logf("block %d bytes in %d row groups; heap %d → %d bytes (%.0f bytes per row group)",
+		m.Size, m.TotalRecords, first.heap, last.heap, perRG)
+	if last.heap > 64<<20 {
+		t.Errorf("live heap %d bytes with a 2 MiB row-group budget", last.heap)
+	}
+	// parquet-go keeps ~80 KB of Go structs per row group for the footer
+	// (column chunks, column and offset indexes of 103 columns); our row
+	// slots also grow to the largest trace seen. Anything like the data
+	// itself (~500 KB per row group here) would show far above this.
+	if perRG > 256<<10 {
+		t.Errorf("heap grows %.0f bytes per row group: more than footer metadata", perRG)
 	}
 }
