@@ -25,6 +25,7 @@ type assembler struct {
 	seen      map[spanKey]bool // spans of earlier pieces (dropDupes)
 	added     []spanKey        // spans of the current piece, to add to seen
 	nSpans    int
+	pieces    int // add calls so far for this trace
 	root      rootInfo
 
 	keyBuf []byte
@@ -39,6 +40,7 @@ type spanKey struct {
 
 type rootInfo struct {
 	found       bool
+	piece       int // index of the add call that gave it
 	name        string
 	serviceName string
 }
@@ -77,6 +79,7 @@ func (a *assembler) reset(id block.TraceID) {
 		clear(a.seen)
 	}
 	a.nSpans = 0
+	a.pieces = 0
 	a.root = rootInfo{}
 }
 
@@ -111,8 +114,11 @@ func (a *assembler) add(td ptrace.Traces) (foreign int) {
 				}
 				ps.spans = append(ps.spans, sp)
 				a.nSpans++
-				if isRootCandidate(sp, tid) {
-					a.root = rootInfo{found: true, name: sp.Name()}
+				// Ingest: the last candidate received wins. Combining parts
+				// (dropDupes): the root names come from the first part that
+				// has a root (§5).
+				if isRootCandidate(sp, tid) && (!a.dropDupes || !a.root.found || a.root.piece == a.pieces) {
+					a.root = rootInfo{found: true, piece: a.pieces, name: sp.Name()}
 					if v, ok := rs.Resource().Attributes().Get("service.name"); ok && v.Type() == pcommon.ValueTypeStr {
 						a.root.serviceName = v.Str()
 					}
@@ -128,6 +134,7 @@ func (a *assembler) add(td ptrace.Traces) (foreign int) {
 		a.seen[k] = true
 	}
 	a.added = a.added[:0]
+	a.pieces++
 	return foreign
 }
 

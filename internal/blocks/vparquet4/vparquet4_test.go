@@ -860,3 +860,48 @@ func TestCustomDedicatedColumns(t *testing.T) {
 		t.Error("reading without the block's list changed nothing; dedicated columns not exercised")
 	}
 }
+
+// TestRootAcrossParts: at ingest the last root candidate received wins
+// (P13); when combining parts the first part with a root gives the names.
+func TestRootAcrossParts(t *testing.T) {
+	c := otlptest.LoadCorpus(t)
+	hex := otlptest.IDOf("P13") // two parentless spans in different services
+	id, _ := block.ParseTraceID(hex)
+	td := c.ByID[hex]
+	var roots []ptrace.Traces // one part per parentless span, in received order
+	for _, rs := range td.ResourceSpans().All() {
+		for _, ss := range rs.ScopeSpans().All() {
+			for _, sp := range ss.Spans().All() {
+				if sp.ParentSpanID().IsEmpty() {
+					part := ptrace.NewTraces()
+					prs := part.ResourceSpans().AppendEmpty()
+					rs.Resource().CopyTo(prs.Resource())
+					pss := prs.ScopeSpans().AppendEmpty()
+					sp.CopyTo(pss.Spans().AppendEmpty())
+					roots = append(roots, part)
+				}
+			}
+		}
+	}
+	if len(roots) != 2 {
+		t.Fatalf("P13 has %d parentless spans", len(roots))
+	}
+	name := func(p ptrace.Traces) string { return p.ResourceSpans().At(0).ScopeSpans().At(0).Spans().At(0).Name() }
+	for _, tc := range []struct {
+		drop bool
+		want string
+	}{{false, name(roots[1])}, {true, name(roots[0])}} {
+		b := memBucket(t)
+		w, _ := NewBlockWriter(context.Background(), b, WriterConfig{DropDuplicateSpans: tc.drop})
+		w.Add(id, roots[0])
+		w.Add(id, roots[1])
+		m, err := w.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		rows, _ := readAll(t, OpenBlock(context.Background(), b, m))
+		if rows[0].RootSpanName != tc.want {
+			t.Errorf("DropDuplicateSpans=%v: root %q, want %q", tc.drop, rows[0].RootSpanName, tc.want)
+		}
+	}
+}
