@@ -88,6 +88,16 @@ func (a *Assembler) walk(sh *shape, n parquet.Node, path []step, names []string,
 	}
 }
 
+// levels returns the maximum repetition and definition level per column.
+func (a *Assembler) levels() []maxLevels {
+	out := make([]maxLevels, len(a.leaves))
+	for i, l := range a.leaves {
+		last := l.steps[len(l.steps)-1]
+		out[i] = maxLevels{rep: last.repLevel, def: last.defLevel}
+	}
+	return out
+}
+
 // Columns returns the dotted path of every leaf column, in column order.
 func (a *Assembler) Columns() []string {
 	out := make([]string, len(a.leaves))

@@ -8,9 +8,11 @@ import (
 	"fmt"
 	"io"
 	"iter"
+	"math/bits"
 	"sort"
 
 	"github.com/parquet-go/parquet-go"
+	"github.com/parquet-go/parquet-go/encoding/thrift"
 	"github.com/parquet-go/parquet-go/format"
 
 	"github.com/tracectl/tracectl/internal/blocks/block"
@@ -153,15 +155,163 @@ func eofIsUnexpected(err error) error {
 // at most MaxPrefetchBytes, dropping earlier prefetched row groups.
 func (d *DataFile) prefetch(o *opened, i int) error {
 	o.c.dropData()
-	off, end := rowGroupRange(&o.f.Metadata().RowGroups[i])
-	if off < 0 || end <= off || end-off > MaxPrefetchBytes || end > o.c.size {
-		return nil // let parquet-go read chunk by chunk (and meet any damage)
+	md := &o.f.Metadata().RowGroups[i]
+	off, end := rowGroupRange(md)
+	if off < 0 || end <= off {
+		return nil // no chunks: let parquet-go report what it finds
+	}
+	if end > o.c.size || off < 0 {
+		return d.Errorf(d.key, "row group %d: column chunks at bytes %d…%d of a %d-byte file: truncated or corrupt", i, off, end, o.c.size)
+	}
+	if end-off > MaxPrefetchBytes {
+		return nil // read chunk by chunk
 	}
 	buf := make([]byte, end-off)
 	if n, err := o.c.r.ReadAt(buf, off); n != len(buf) {
 		return d.Errorf(d.key, "row group %d: %w", i, eofIsUnexpected(err))
 	}
+	if err := checkPageHeaders(md, buf, off, o.asm.levels()); err != nil {
+		return d.Errorf(d.key, "row group %d: %w", i, err)
+	}
 	o.c.add(off, buf)
+	return nil
+}
+
+// Limits on what a column chunk may claim, so that a damaged file cannot
+// make the parquet reader allocate gigabytes: uncompressed data at most
+// maxExpansion times the compressed bytes (plus slack for tiny chunks).
+const (
+	maxExpansion   = 1024
+	expansionSlack = 16 << 20
+)
+
+// checkPageHeaders walks the page headers of every column chunk of a
+// prefetched row group (buf holds the file from byte off) and rejects sizes
+// that do not fit, and level runs longer than their page: parquet-go
+// allocates from these numbers before it can notice the damage.
+func checkPageHeaders(rg *format.RowGroup, buf []byte, off int64, levels []maxLevels) error {
+	var proto thrift.CompactProtocol
+	for ci := range rg.Columns {
+		m := &rg.Columns[ci].MetaData
+		bad := func(format string, args ...any) error {
+			return fmt.Errorf("column %d: %s", ci, fmt.Sprintf(format, args...))
+		}
+		start := m.DataPageOffset
+		if m.DictionaryPageOffset > 0 && m.DictionaryPageOffset < start {
+			start = m.DictionaryPageOffset
+		}
+		end := start + m.TotalCompressedSize
+		if start < off || m.TotalCompressedSize < 0 || end > off+int64(len(buf)) {
+			return bad("chunk outside its row group")
+		}
+		if m.TotalUncompressedSize < 0 || m.TotalUncompressedSize > m.TotalCompressedSize*maxExpansion+expansionSlack {
+			return bad("implausible uncompressed size %d for %d bytes", m.TotalUncompressedSize, m.TotalCompressedSize)
+		}
+		b := buf[start-off : end-off]
+		for len(b) > 0 {
+			var h format.PageHeader
+			r := proto.NewReaderFromBytes(b)
+			if err := thrift.NewDecoder(r).Decode(&h); err != nil {
+				return bad("page header: %v", err)
+			}
+			counter, ok := r.(interface{ BytesRead() int })
+			if !ok {
+				return nil // cannot measure headers with this parquet-go
+			}
+			n := counter.BytesRead()
+			if n <= 0 || n > len(b) {
+				return bad("page header overruns the chunk")
+			}
+			b = b[n:]
+			if h.CompressedPageSize < 0 || int(h.CompressedPageSize) > len(b) {
+				return bad("page of %d bytes in %d remaining", h.CompressedPageSize, len(b))
+			}
+			if h.UncompressedPageSize < 0 || int64(h.UncompressedPageSize) > m.TotalUncompressedSize {
+				return bad("page of %d uncompressed bytes in a chunk of %d", h.UncompressedPageSize, m.TotalUncompressedSize)
+			}
+			page := b[:h.CompressedPageSize]
+			body, compressed := page, true
+			if v2 := h.DataPageHeaderV2; v2.Valid {
+				if ci < len(levels) {
+					if err := checkLevelsV2(page, &v2.V, levels[ci]); err != nil {
+						return bad("%v", err)
+					}
+				}
+				lv := int64(v2.V.RepetitionLevelsByteLength) + int64(v2.V.DefinitionLevelsByteLength)
+				if lv < 0 || lv > int64(len(page)) {
+					return bad("data page levels of %d bytes in a %d-byte page", lv, len(page))
+				}
+				body = page[lv:]
+				if c, ok := v2.V.IsCompressed.Get(); ok && !c {
+					compressed = false
+				}
+			}
+			// A snappy block starts with its decoded length, which the
+			// decoder allocates: it must fit the page's uncompressed size.
+			if m.Codec == format.Snappy && compressed && len(body) > 0 {
+				if n, k := binary.Uvarint(body); k <= 0 || n > uint64(h.UncompressedPageSize) {
+					return bad("snappy data claims more than the page's %d bytes", h.UncompressedPageSize)
+				}
+			}
+			b = b[h.CompressedPageSize:]
+		}
+	}
+	return nil
+}
+
+// maxLevels is the maximum repetition and definition level of a column.
+type maxLevels struct{ rep, def int }
+
+// levelSlack is how many level entries beyond a page's value count the
+// runs may describe (bit-packed runs pad to groups of 8).
+const levelSlack = 1024
+
+// checkLevelsV2 checks the repetition and definition levels of a
+// DATA_PAGE_V2 (stored uncompressed before the values): their runs must
+// not describe more entries than the page has values. parquet-go expands
+// every run before it checks, so one damaged run header could otherwise
+// cost gigabytes.
+func checkLevelsV2(page []byte, h *format.DataPageHeaderV2, ml maxLevels) error {
+	rl, dl := int64(h.RepetitionLevelsByteLength), int64(h.DefinitionLevelsByteLength)
+	if rl < 0 || dl < 0 || rl+dl > int64(len(page)) {
+		return fmt.Errorf("data page levels of %d+%d bytes in a %d-byte page", rl, dl, len(page))
+	}
+	limit := int64(h.NumValues) + levelSlack
+	if err := checkRuns(page[:rl], bits.Len(uint(ml.rep)), limit); err != nil {
+		return fmt.Errorf("repetition levels: %w", err)
+	}
+	if err := checkRuns(page[rl:rl+dl], bits.Len(uint(ml.def)), limit); err != nil {
+		return fmt.Errorf("definition levels: %w", err)
+	}
+	return nil
+}
+
+// checkRuns walks an RLE/bit-packed hybrid stream of bitWidth-bit values
+// and fails when it describes more than limit entries or overruns b.
+func checkRuns(b []byte, bitWidth int, limit int64) error {
+	var n int64
+	for len(b) > 0 {
+		h, k := binary.Uvarint(b)
+		if k <= 0 {
+			return errors.New("bad run header")
+		}
+		b = b[k:]
+		count, size := int64(h>>1), int64((bitWidth+7)/8)
+		if h&1 == 1 { // bit-packed groups of 8
+			if count > int64(len(b)) {
+				return errors.New("run overruns the levels")
+			}
+			count, size = count*8, count*int64(bitWidth)
+		}
+		if count > limit-n {
+			return fmt.Errorf("runs describe more than %d entries", limit)
+		}
+		if size > int64(len(b)) {
+			return errors.New("run overruns the levels")
+		}
+		n += count
+		b = b[size:]
+	}
 	return nil
 }
 

@@ -278,9 +278,9 @@ func render(r testRow) string {
 func TestAnyValueFromJSON(t *testing.T) {
 	cases := map[string]string{
 		`{"kvlistValue":{"values":[{"key":"k1","value":{"stringValue":"v1"}},{"key":"k2","value":{"intValue":"2"}}]}}`: `kvlist{"k1": str "v1", "k2": int 2}`,
-		`{"kvlistValue":{}}`: `kvlist{}`,
+		`{"kvlistValue":{}}`:        `kvlist{}`,
 		`{"bytesValue":"3q2+7wAB"}`: `bytes 0xdeadbeef0001`,
-		`{"arrayValue":{"values":[{"stringValue":"a"},{"intValue":"1"}]}}`:       `array[str "a", int 1]`,
+		`{"arrayValue":{"values":[{"stringValue":"a"},{"intValue":"1"}]}}`:         `array[str "a", int 1]`,
 		`{"arrayValue":{"values":[{"arrayValue":{"values":[{"intValue":"1"}]}}]}}`: `array[array[int 1]]`,
 		`{"doubleValue":1.5}`: `double 1.5`,
 	}
