@@ -11,7 +11,6 @@
 package vparquet4
 
 import (
-	"strings"
 	"sync"
 
 	"github.com/parquet-go/parquet-go"
@@ -238,13 +237,4 @@ func override(n parquet.Node) parquet.Node {
 		}
 	}
 	return n
-}
-
-// leafPaths returns the dotted paths of the schema's leaves in order.
-func leafPaths(s *parquet.Schema) []string {
-	var out []string
-	for _, p := range s.Columns() {
-		out = append(out, strings.Join(p, "."))
-	}
-	return out
 }

@@ -13,7 +13,6 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/parquet-go/parquet-go"
-	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/ptrace"
 
 	"github.com/tracectl/tracectl/internal/blocks/block"
@@ -445,11 +444,10 @@ type TraceGroup struct {
 }
 
 // GroupByTrace splits traces by trace ID, keeping resources, scopes and span
-// order as received, and returns the groups sorted by ID.
+// order as received (copying the spans), and returns the groups sorted by
+// ID. Each input scope becomes one scope per trace in the output; the
+// writer merges identical resources and scopes again.
 func GroupByTrace(traces ...ptrace.Traces) []TraceGroup {
-	type key struct {
-		rs, ss int // index of the output ResourceSpans / ScopeSpans per trace
-	}
 	byID := map[block.TraceID]ptrace.Traces{}
 	for _, td := range traces {
 		for _, rs := range td.ResourceSpans().All() {
@@ -485,5 +483,3 @@ func GroupByTrace(traces ...ptrace.Traces) []TraceGroup {
 	slices.SortFunc(out, func(a, b TraceGroup) int { return a.ID.Compare(b.ID) })
 	return out
 }
-
-var _ = pcommon.NewMap
