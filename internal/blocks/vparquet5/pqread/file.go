@@ -31,9 +31,9 @@ const readBufferSize = 64 << 10
 // footer size.
 const tailReadSize = 256 << 10
 
-// DataFile reads one block's data.parquet. It holds no open resources: each
-// call opens the file (reads its footer) and closes it again, so a DataFile
-// is safe for concurrent use.
+// DataFile reads one block's data.parquet. It holds no open resources:
+// each call reads the footer afresh, so a DataFile is safe for concurrent
+// use.
 type DataFile struct {
 	bucket *storage.Bucket
 	meta   block.Meta
