@@ -28,9 +28,10 @@ const maxStringSlots = 10
 // Block reads one vParquet3 block. It is safe for concurrent use; every
 // call opens data.parquet afresh.
 type Block struct {
-	meta  *block.Meta
-	data  *pqread.DataFile
-	slots map[string][]pqread.Slot // by scope: resource, span
+	bucket *storage.Bucket
+	meta   *block.Meta
+	data   *pqread.DataFile
+	slots  map[string][]pqread.Slot // by scope: resource, span
 }
 
 // Trace is one row of a block: its trace-level columns and the trace
@@ -61,7 +62,7 @@ func (tr *Trace) SpanCount() int { return tr.otlp.SpanCount() }
 // no I/O; errors (missing objects, a meta of another format) surface from
 // the reading methods.
 func OpenBlock(_ context.Context, bucket *storage.Bucket, meta *block.Meta) *Block {
-	b := &Block{meta: meta, data: pqread.NewDataFile(bucket, *meta), slots: map[string][]pqread.Slot{}}
+	b := &Block{bucket: bucket, meta: meta, data: pqread.NewDataFile(bucket, *meta), slots: map[string][]pqread.Slot{}}
 	for _, scope := range []string{block.ScopeResource, block.ScopeSpan} {
 		b.slots[scope] = pqread.Slots(meta.DedicatedColumns, scope, false, maxStringSlots, 0)
 	}
@@ -82,7 +83,7 @@ func (b *Block) checkFormat() error {
 // block does not hold it. It reads the footer and the one row group whose
 // TraceID statistics admit id (two object reads when the row group is at
 // most pqread.MaxPrefetchBytes). The caller is expected to have consulted
-// the bloom filter (MayContain). Errors name the block and the object.
+// the bloom filter (MayContain, block.MayContain). Errors name the block and the object.
 func (b *Block) FindTraceByID(ctx context.Context, id block.TraceID) (ptrace.Traces, bool, error) {
 	if err := b.checkFormat(); err != nil {
 		return ptrace.Traces{}, false, err
@@ -102,14 +103,10 @@ func (b *Block) FindTraceByID(ctx context.Context, id block.TraceID) (ptrace.Tra
 	return tr.otlp, true, nil
 }
 
-// MayContain tests the block's bloom filter shard for id: false means the
-// block certainly does not hold it. A block without bloom objects may
-// contain anything.
+// MayContain tests the block's bloom filter shard for id (see
+// block.MayContain): false means the block certainly does not hold it.
 func (b *Block) MayContain(ctx context.Context, id block.TraceID) (bool, error) {
-	if err := b.checkFormat(); err != nil {
-		return false, err
-	}
-	return b.data.MayContain(ctx, id)
+	return block.MayContain(ctx, b.bucket, b.meta, id)
 }
 
 // Iterate yields every row of the block in trace ID order, fetching one

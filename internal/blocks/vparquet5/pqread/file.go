@@ -61,31 +61,6 @@ func (d *DataFile) Errorf(key string, format string, args ...any) error {
 	return fmt.Errorf("%s block %s, object %s: %w", d.meta.Format, d.meta.String(), key, fmt.Errorf(format, args...))
 }
 
-// MayContain tests the block's bloom shard for id, as a caller does before
-// FindRow. It returns true when the block has no bloom shards or the shard
-// object is missing (the data decides), false only when the filter rules
-// the ID out.
-func (d *DataFile) MayContain(ctx context.Context, id block.TraceID) (bool, error) {
-	n := int(d.meta.BloomShards)
-	if n <= 0 {
-		return true, nil
-	}
-	shard := block.BloomShardOf(id, n)
-	key := block.BloomKey(d.meta.TenantID, d.meta.BlockID, shard)
-	data, err := d.bucket.Read(ctx, key)
-	if errors.Is(err, storage.ErrNotFound) {
-		return true, nil
-	}
-	if err != nil {
-		return false, d.Errorf(key, "%w", err)
-	}
-	f, err := block.ParseBloomShard(key, data)
-	if err != nil {
-		return false, d.Errorf(key, "%w", err)
-	}
-	return f.Test(id), nil
-}
-
 // opened is an open data.parquet.
 type opened struct {
 	f     *parquet.File
@@ -393,7 +368,7 @@ func (d *DataFile) recoverInto(err *error) {
 // statistics (binary search when every group has them); the candidate group
 // is fetched in one request (up to MaxPrefetchBytes), so a lookup costs two
 // object reads: footer and row group. The bloom filter is the caller's
-// business (see MayContain).
+// business (block.MayContain).
 func (d *DataFile) FindRow(ctx context.Context, id block.TraceID, fn func(*Group) error) (found bool, err error) {
 	o, err := d.open(ctx)
 	if err != nil {
