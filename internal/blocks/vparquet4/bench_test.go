@@ -453,14 +453,20 @@ func TestWriterMemoryBounded(t *testing.T) {
 	}
 	var samples []sample
 	var ms runtime.MemStats
+	rgs := 0
 	for g := range synthTraces(15000, 5, true) {
 		if err := w.Add(g.ID, g.Traces); err != nil {
 			t.Fatal(err)
 		}
-		if n := binary.BigEndian.Uint32(g.ID[:4]); n > 0 && n%2500 == 0 {
-			runtime.GC()
-			runtime.ReadMemStats(&ms)
-			samples = append(samples, sample{ms.HeapAlloc, len(w.rgLastIDs)})
+		// Sample right after every fifth row-group cut, when the buffers
+		// hold (almost) no rows: what remains is what accumulates.
+		if n := len(w.rgLastIDs); n != rgs {
+			rgs = n
+			if n >= 5 && n%5 == 0 {
+				runtime.GC()
+				runtime.ReadMemStats(&ms)
+				samples = append(samples, sample{ms.HeapAlloc, n})
+			}
 		}
 	}
 	if f := os.Getenv("HEAPPROF"); f != "" {
@@ -473,18 +479,25 @@ func TestWriterMemoryBounded(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Least-squares slope of heap over row groups.
+	var sx, sy, sxx, sxy float64
+	for _, p := range samples {
+		x, y := float64(p.rgs), float64(p.heap)
+		sx, sy, sxx, sxy = sx+x, sy+y, sxx+x*x, sxy+x*y
+	}
+	n := float64(len(samples))
+	perRG := (n*sxy - sx*sy) / (n*sxx - sx*sx)
 	first, last := samples[0], samples[len(samples)-1]
-	perRG := float64(int64(last.heap)-int64(first.heap)) / float64(last.rgs-first.rgs)
 	t.Logf("block %d bytes in %d row groups; heap %d → %d bytes (%.0f bytes per row group)",
 		m.Size, m.TotalRecords, first.heap, last.heap, perRG)
 	if last.heap > 64<<20 {
 		t.Errorf("live heap %d bytes with a 2 MiB row-group budget", last.heap)
 	}
-	// parquet-go keeps ~80 KB of Go structs per row group for the footer
-	// (column chunks, column and offset indexes of 103 columns); our row
-	// slots also grow to the largest trace seen. Anything like the data
-	// itself (~500 KB per row group here) would show far above this.
-	if perRG > 256<<10 {
+	// parquet-go keeps ~150 KB of Go structs per row group for the footer
+	// (column chunks, column and offset indexes with level histograms of
+	// 103 columns; measured 130–200 KB). Retaining the data itself would
+	// add ≥ 490 KB (compressed) to 2 MiB per row group here.
+	if perRG > 320<<10 {
 		t.Errorf("heap grows %.0f bytes per row group: more than footer metadata", perRG)
 	}
 }
