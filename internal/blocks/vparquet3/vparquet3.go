@@ -46,7 +46,8 @@ type Trace struct {
 	RootServiceName   string
 	RootSpanName      string
 
-	otlp ptrace.Traces
+	otlp    ptrace.Traces // every stored span
+	repeats bool          // otlp holds repeats of a span ID + kind
 }
 
 // ID returns the row's trace ID (left-padded to 16 bytes).
@@ -55,7 +56,7 @@ func (tr *Trace) ID() block.TraceID {
 	return id
 }
 
-// SpanCount is the number of spans stored in the row.
+// SpanCount is the number of spans stored in the row, repeats included.
 func (tr *Trace) SpanCount() int { return tr.otlp.SpanCount() }
 
 // OpenBlock prepares reading the block meta describes from bucket. It does
@@ -83,7 +84,8 @@ func (b *Block) checkFormat() error {
 // block does not hold it. It reads the footer and the one row group whose
 // TraceID statistics admit id (two object reads when the row group is at
 // most pqread.MaxPrefetchBytes). The caller is expected to have consulted
-// the bloom filter (MayContain, block.MayContain). Errors name the block and the object.
+// the bloom filter (MayContain, block.MayContain). Repeats of a span ID +
+// kind within the row are dropped. Errors name the block and the object.
 func (b *Block) FindTraceByID(ctx context.Context, id block.TraceID) (ptrace.Traces, bool, error) {
 	if err := b.checkFormat(); err != nil {
 		return ptrace.Traces{}, false, err
@@ -100,7 +102,8 @@ func (b *Block) FindTraceByID(ctx context.Context, id block.TraceID) (ptrace.Tra
 	if err != nil || !found {
 		return ptrace.Traces{}, false, err
 	}
-	return tr.otlp, true, nil
+	td, _ := b.OTLP(tr)
+	return td, true, nil
 }
 
 // MayContain tests the block's bloom filter shard for id (see
@@ -136,10 +139,22 @@ func (b *Block) Iterate(ctx context.Context) iter.Seq2[*Trace, error] {
 	}
 }
 
-// OTLP returns the trace of a row that Iterate yielded. Rows are converted
-// while they are read, so it never fails and returns the same
-// ptrace.Traces on every call; the error is there to match vparquet4.
-func (b *Block) OTLP(tr *Trace) (ptrace.Traces, error) { return tr.otlp, nil }
+// OTLP returns the trace of a row that Iterate yielded, without repeats of
+// a span ID + kind (a span sent twice before Tempo cut the block is stored
+// twice: P18). Rows are converted while they are read, so it never fails
+// (the error matches vparquet4's signature); the result may share memory
+// with the row.
+func (b *Block) OTLP(tr *Trace) (ptrace.Traces, error) {
+	if !tr.repeats {
+		return tr.otlp, nil
+	}
+	td, _ := pqread.DropRepeatedSpans(tr.otlp)
+	return td, nil
+}
+
+// OTLPAll is OTLP keeping every stored span, repeats included: what a
+// compactor carries over, as Tempo does. It returns the row's own traces.
+func (b *Block) OTLPAll(tr *Trace) (ptrace.Traces, error) { return tr.otlp, nil }
 
 func (b *Block) convert(row *pqread.Group) (*Trace, error) {
 	tr := &Trace{
@@ -158,6 +173,7 @@ func (b *Block) convert(row *pqread.Group) (*Trace, error) {
 	if err := b.convertRow(row, pcommon.TraceID(tr.ID()), tr.otlp); err != nil {
 		return nil, b.data.Errorf(b.data.Key(), "trace %s: %w", tr.ID(), err)
 	}
+	tr.repeats = pqread.HasRepeatedSpans(tr.otlp)
 	return tr, nil
 }
 

@@ -2,6 +2,7 @@ package vparquet5
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"sort"
@@ -72,9 +73,20 @@ func readAll(t *testing.T, bucket *storage.Bucket, metas []block.Meta) (map[stri
 			if tr.TraceIDText != tr.ID().Text() {
 				t.Errorf("block %s: TraceIDText %q for %s", m.BlockID, tr.TraceIDText, id)
 			}
-			td, err := blk.OTLP(tr)
+			td, err := blk.OTLPAll(tr)
 			if err != nil || td.SpanCount() != tr.SpanCount() {
-				t.Fatalf("block %s: OTLP: %v", m.BlockID, err)
+				t.Fatalf("block %s: OTLPAll: %v", m.BlockID, err)
+			}
+			// OTLP drops repeats of a span ID + kind (P18) and nothing else.
+			dedup, err := blk.OTLP(tr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if d := otlptest.Diff(td, dedup); d != nil {
+				t.Errorf("block %s: OTLP and OTLPAll differ beyond repeats: %v", m.BlockID, d)
+			}
+			if id == otlptest.IDOf("P18") && (td.SpanCount() != 4 || dedup.SpanCount() != 3) {
+				t.Errorf("P18: OTLPAll %d spans, OTLP %d; want 4 and 3", td.SpanCount(), dedup.SpanCount())
 			}
 			if ok, err := blk.MayContain(ctx, tr.ID()); !ok || err != nil {
 				t.Errorf("block %s: bloom rules out stored trace %s (%v)", m.BlockID, id, err)
@@ -171,7 +183,10 @@ func TestFindTraceByID(t *testing.T) {
 				}
 				continue
 			}
-			if d := otlptest.Diff(expected(t, corpus.ByID[hexID], metas), td, otlptest.CountDuplicates()); d != nil {
+			if hexID == otlptest.IDOf("P18") && td.SpanCount() != 3 {
+				t.Errorf("P18: %d spans, want 3 (the repeat dropped)", td.SpanCount())
+			}
+			if d := otlptest.Diff(expected(t, corpus.ByID[hexID], metas), td); d != nil {
 				t.Errorf("block %s, %s:\n  %s", m.BlockID, otlptest.Label(hexID), strings.Join(d, "\n  "))
 			}
 		}
@@ -261,6 +276,47 @@ func TestFindTraceByIDLeadingZeros(t *testing.T) {
 			if _, ok, err := OpenBlock(ctx, bucket, &m).FindTraceByID(ctx, id); ok || err != nil {
 				t.Errorf("%s in block %s: found=%v err=%v", s, m.BlockID, ok, err)
 			}
+		}
+	}
+}
+
+// TestConcurrentLookups shares one Block between goroutines: parsed
+// footers are pooled, never used by two calls at once.
+func TestConcurrentLookups(t *testing.T) {
+	corpus := otlptest.LoadCorpus(t)
+	bucket, metas := fixtureBlocks(t, "vparquet5")
+	ctx := context.Background()
+	blk := OpenBlock(ctx, bucket, &metas[0])
+	_, perBlock := readAll(t, bucket, metas[:1])
+	holds := map[string]bool{}
+	for _, id := range perBlock[metas[0].BlockID.String()] {
+		holds[id] = true
+	}
+	errs := make(chan error, 8)
+	for g := 0; g < 8; g++ {
+		go func() {
+			for i := 0; i < 3; i++ {
+				for _, hexID := range corpus.IDs {
+					id, _ := block.ParseTraceID(hexID)
+					td, found, err := blk.FindTraceByID(ctx, id)
+					if err == nil && found != holds[hexID] {
+						err = fmt.Errorf("%s: found = %v", otlptest.Label(hexID), found)
+					}
+					if err == nil && found && td.SpanCount() == 0 {
+						err = fmt.Errorf("%s: no spans", otlptest.Label(hexID))
+					}
+					if err != nil {
+						errs <- err
+						return
+					}
+				}
+			}
+			errs <- nil
+		}()
+	}
+	for g := 0; g < 8; g++ {
+		if err := <-errs; err != nil {
+			t.Error(err)
 		}
 	}
 }

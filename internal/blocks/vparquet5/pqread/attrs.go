@@ -300,3 +300,58 @@ func TraceID(b []byte) pcommon.TraceID {
 	copy(id[len(id)-len(b):], b)
 	return id
 }
+
+// spanKey identifies repeats: the same span ID and kind.
+type spanKey struct {
+	id   pcommon.SpanID
+	kind ptrace.SpanKind
+}
+
+// HasRepeatedSpans reports whether td holds a span ID + kind more than once.
+func HasRepeatedSpans(td ptrace.Traces) bool {
+	seen := map[spanKey]bool{}
+	rss := td.ResourceSpans()
+	for i := 0; i < rss.Len(); i++ {
+		sss := rss.At(i).ScopeSpans()
+		for j := 0; j < sss.Len(); j++ {
+			spans := sss.At(j).Spans()
+			for k := 0; k < spans.Len(); k++ {
+				sp := spans.At(k)
+				kk := spanKey{sp.SpanID(), sp.Kind()}
+				if seen[kk] {
+					return true
+				}
+				seen[kk] = true
+			}
+		}
+	}
+	return false
+}
+
+// DropRepeatedSpans returns td without repeats of a span ID + kind (the
+// first copy of each stays; scopes and resources left empty go too) and
+// whether there were any. td is not changed; without repeats td itself is
+// returned.
+func DropRepeatedSpans(td ptrace.Traces) (ptrace.Traces, bool) {
+	if !HasRepeatedSpans(td) {
+		return td, false
+	}
+	out := ptrace.NewTraces()
+	td.CopyTo(out)
+	seen := map[spanKey]bool{}
+	out.ResourceSpans().RemoveIf(func(rs ptrace.ResourceSpans) bool {
+		rs.ScopeSpans().RemoveIf(func(ss ptrace.ScopeSpans) bool {
+			ss.Spans().RemoveIf(func(sp ptrace.Span) bool {
+				kk := spanKey{sp.SpanID(), sp.Kind()}
+				if seen[kk] {
+					return true
+				}
+				seen[kk] = true
+				return false
+			})
+			return ss.Spans().Len() == 0
+		})
+		return rs.ScopeSpans().Len() == 0
+	})
+	return out, true
+}

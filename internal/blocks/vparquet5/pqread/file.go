@@ -10,6 +10,7 @@ import (
 	"iter"
 	"math/bits"
 	"sort"
+	"sync"
 
 	"github.com/parquet-go/parquet-go"
 	"github.com/parquet-go/parquet-go/encoding/thrift"
@@ -31,9 +32,10 @@ const readBufferSize = 64 << 10
 // footer size.
 const tailReadSize = 256 << 10
 
-// DataFile reads one block's data.parquet. It holds no open resources:
-// each call reads the footer afresh, so a DataFile is safe for concurrent
-// use.
+// DataFile reads one block's data.parquet. It is safe for concurrent use:
+// each call works on its own parsed file, reading through a bucket reader
+// bound to the call's context. Parsed footers of finished calls are kept
+// (up to maxIdleFiles) so that later calls skip the footer read.
 type DataFile struct {
 	bucket *storage.Bucket
 	meta   block.Meta
@@ -41,7 +43,12 @@ type DataFile struct {
 
 	// onReaderAt, when set (tests), sees every data.parquet reader opened.
 	onReaderAt func(*storage.ReaderAt)
+
+	mu   sync.Mutex
+	idle []*opened
 }
+
+const maxIdleFiles = 4
 
 // NewDataFile describes the data.parquet of the block meta describes. It does
 // no I/O.
@@ -59,6 +66,40 @@ func (d *DataFile) Key() string { return d.key }
 // ("<format> block <tenant>/<id>, object <key>: …").
 func (d *DataFile) Errorf(key string, format string, args ...any) error {
 	return fmt.Errorf("%s block %s, object %s: %w", d.meta.Format, d.meta.String(), key, fmt.Errorf(format, args...))
+}
+
+// acquire returns a parsed file reading through ctx: a kept one when there
+// is one (no I/O), else a newly opened one (one footer read).
+func (d *DataFile) acquire(ctx context.Context) (*opened, error) {
+	d.mu.Lock()
+	if n := len(d.idle); n > 0 {
+		o := d.idle[n-1]
+		d.idle = d.idle[:n-1]
+		d.mu.Unlock()
+		ra, err := d.bucket.OpenReaderAt(ctx, d.key, o.c.size)
+		if err != nil {
+			return nil, d.Errorf(d.key, "%w", err)
+		}
+		if d.onReaderAt != nil {
+			d.onReaderAt(ra)
+		}
+		o.c.r = ra
+		o.c.dropData()
+		return o, nil
+	}
+	d.mu.Unlock()
+	return d.open(ctx)
+}
+
+// release keeps o for a later call; only call it after a use without error.
+func (d *DataFile) release(o *opened) {
+	o.c.dropData()
+	o.c.r = nil
+	d.mu.Lock()
+	if len(d.idle) < maxIdleFiles {
+		d.idle = append(d.idle, o)
+	}
+	d.mu.Unlock()
 }
 
 // opened is an open data.parquet.
@@ -370,10 +411,15 @@ func (d *DataFile) recoverInto(err *error) {
 // object reads: footer and row group. The bloom filter is the caller's
 // business (block.MayContain).
 func (d *DataFile) FindRow(ctx context.Context, id block.TraceID, fn func(*Group) error) (found bool, err error) {
-	o, err := d.open(ctx)
+	o, err := d.acquire(ctx)
 	if err != nil {
 		return false, err
 	}
+	defer func() {
+		if err == nil {
+			d.release(o)
+		}
+	}()
 	defer d.recoverInto(&err)
 	rgs := o.f.RowGroups()
 	for _, i := range candidateRowGroups(o.f, o.idCol, id) {
@@ -521,7 +567,7 @@ func (d *DataFile) readRow(rg parquet.RowGroup, asm *Assembler, row int64) (*Gro
 // MaxPrefetchBytes).
 func (d *DataFile) Rows(ctx context.Context) iter.Seq2[*Group, error] {
 	return func(yield func(*Group, error) bool) {
-		o, err := d.open(ctx)
+		o, err := d.acquire(ctx)
 		if err != nil {
 			yield(nil, err)
 			return
@@ -531,17 +577,23 @@ func (d *DataFile) Rows(ctx context.Context) iter.Seq2[*Group, error] {
 				yield(nil, err)
 				return
 			}
-			if !d.rowGroupRows(ctx, i, rg, o.asm, yield) {
+			more, failed := d.rowGroupRows(ctx, i, rg, o.asm, yield)
+			if failed {
 				return
 			}
+			if !more {
+				break
+			}
 		}
+		d.release(o)
 	}
 }
 
-// rowGroupRows yields the rows of one row group; false means stop. Panics
-// of the parquet reader become errors; the caller's loop body runs outside
-// that recovery, so its own panics propagate untouched.
-func (d *DataFile) rowGroupRows(ctx context.Context, i int, rg parquet.RowGroup, asm *Assembler, yield func(*Group, error) bool) bool {
+// rowGroupRows yields the rows of one row group. more is false when the
+// iteration must stop; failed says it stopped on an error (already yielded).
+// Panics of the parquet reader become errors; the caller's loop body runs
+// outside that recovery, so its own panics propagate untouched.
+func (d *DataFile) rowGroupRows(ctx context.Context, i int, rg parquet.RowGroup, asm *Assembler, yield func(*Group, error) bool) (more, failed bool) {
 	rows := rg.Rows()
 	defer rows.Close()
 	buf := make([]parquet.Row, 1)
@@ -549,27 +601,27 @@ func (d *DataFile) rowGroupRows(ctx context.Context, i int, rg parquet.RowGroup,
 	for row := int64(0); ; row++ {
 		if err := ctx.Err(); err != nil {
 			yield(nil, err)
-			return false
+			return false, true
 		}
 		if row == declared {
 			// Never read past the declared rows: damaged levels could
 			// otherwise produce rows without end.
-			return true
+			return true, false
 		}
 		g, err := d.nextRow(rows, buf, asm)
 		if err != nil {
 			yield(nil, d.Errorf(d.key, "row group %d, row %d: %w", i, row, err))
-			return false
+			return false, true
 		}
 		if g == nil {
 			if row < declared {
 				yield(nil, d.Errorf(d.key, "row group %d: %d rows read, %d declared", i, row, declared))
-				return false
+				return false, true
 			}
-			return true
+			return true, false
 		}
 		if !yield(g, nil) {
-			return false
+			return false, false
 		}
 	}
 }
