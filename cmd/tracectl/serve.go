@@ -47,6 +47,7 @@ type serveOptions struct {
 
 	MaxBlockDuration    time.Duration
 	MaxBlockBytes       int64
+	TraceIdlePeriod     time.Duration
 	IngestionRateBytes  float64
 	IngestionBurstBytes int
 	MaxTraceBytes       int64
@@ -101,6 +102,7 @@ The HTTP port (--http-listen-address) serves /metrics, /ready, /api/echo and
 	f.StringVar(&o.WALSync, "wal-sync", "group", "when to fsync the WAL: group (batched, bounded latency), always, none (env TRACECTL_WAL_SYNC)")
 	f.Int64Var(&o.WALMaxBytes, "wal-max-bytes", server.DefaultWALMaxBytes, "refuse data (429) once the WAL holds this much unflushed (env TRACECTL_WAL_MAX_BYTES)")
 	f.DurationVar(&o.MaxBlockDuration, "max-block-duration", server.DefaultMaxBlockDuration, "cut a block when its oldest span arrived this long ago (env TRACECTL_MAX_BLOCK_DURATION)")
+	f.DurationVar(&o.TraceIdlePeriod, "trace-idle-period", server.DefaultTraceIdlePeriod, "a time-based cut leaves traces that received spans this recently in memory, so they are not split across blocks (env TRACECTL_TRACE_IDLE_PERIOD)")
 	f.Int64Var(&o.MaxBlockBytes, "max-block-bytes", server.DefaultMaxBlockBytes, "cut a block when the head holds this many bytes (env TRACECTL_MAX_BLOCK_BYTES)")
 	f.Float64Var(&o.IngestionRateBytes, "ingestion-rate-bytes", server.DefaultIngestionRateBytes, "per-tenant ingestion rate limit in bytes/s; -1 for none (env TRACECTL_INGESTION_RATE_BYTES)")
 	f.IntVar(&o.IngestionBurstBytes, "ingestion-burst-bytes", server.DefaultIngestionBurst, "per-tenant ingestion burst in bytes (env TRACECTL_INGESTION_BURST_BYTES)")
@@ -242,7 +244,7 @@ func runServe(ctx context.Context, g *globalOptions, o *serveOptions) error {
 	srv, err := server.New(server.Config{
 		Bucket: b, WALDir: o.WALDir,
 		WAL:              wal.Options{Sync: sync, MaxBytes: o.WALMaxBytes},
-		MaxBlockDuration: o.MaxBlockDuration, MaxBlockBytes: o.MaxBlockBytes,
+		MaxBlockDuration: o.MaxBlockDuration, MaxBlockBytes: o.MaxBlockBytes, TraceIdlePeriod: o.TraceIdlePeriod,
 		IngestionRateBytes: o.IngestionRateBytes, IngestionBurstBytes: o.IngestionBurstBytes,
 		MaxTraceBytes: o.MaxTraceBytes, Logger: log, Registry: reg,
 	})

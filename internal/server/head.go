@@ -12,9 +12,11 @@ import (
 
 // headTrace is one trace's spans received since the last cut.
 type headTrace struct {
-	pieces   []ptrace.Traces
-	bytes    int64 // protobuf size of the pieces
-	lastSeen time.Time
+	pieces    []ptrace.Traces
+	bytes     int64 // protobuf size of the pieces
+	spans     int64
+	firstSeen time.Time
+	lastSeen  time.Time
 }
 
 // tenantHead holds one tenant's unflushed traces.
@@ -65,7 +67,7 @@ func (h *head) add(tenant string, td ptrace.Traces, now time.Time) addResult {
 		size := int64(sizer.TracesSize(g.Traces))
 		ht := th.traces[g.ID]
 		if ht == nil {
-			ht = &headTrace{}
+			ht = &headTrace{firstSeen: now}
 			th.traces[g.ID] = ht
 		}
 		if h.maxTraceBytes > 0 && ht.bytes+size > h.maxTraceBytes {
@@ -77,6 +79,7 @@ func (h *head) add(tenant string, td ptrace.Traces, now time.Time) addResult {
 		}
 		ht.pieces = append(ht.pieces, g.Traces)
 		ht.bytes += size
+		ht.spans += int64(n)
 		ht.lastSeen = now
 		th.bytes += size
 		th.spans += int64(n)
@@ -106,6 +109,47 @@ func (h *head) take() *snapshot {
 	h.bytes = 0
 	h.firstAppend = time.Time{}
 	return s
+}
+
+// takeComplete moves out the traces that are complete for a block: idle
+// for at least idle (no span since), or first seen at least maxAge ago
+// (so a trace that never goes quiet is still stored in bounded time). The
+// others stay; they are returned per tenant so the caller can write them
+// to the WAL again. The head's age restarts at now.
+func (h *head) takeComplete(now time.Time, idle, maxAge time.Duration) (*snapshot, map[string][]*headTrace) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	s := &snapshot{tenants: map[string]*tenantHead{}}
+	kept := map[string][]*headTrace{}
+	for t, th := range h.tenants {
+		out := &tenantHead{traces: map[block.TraceID]*headTrace{}}
+		for id, ht := range th.traces {
+			if now.Sub(ht.lastSeen) >= idle || now.Sub(ht.firstSeen) >= maxAge {
+				out.traces[id] = ht
+				out.bytes += ht.bytes
+				out.spans += ht.spans
+				delete(th.traces, id)
+				continue
+			}
+			kept[t] = append(kept[t], ht)
+		}
+		th.bytes -= out.bytes
+		th.spans -= out.spans
+		h.bytes -= out.bytes
+		s.bytes += out.bytes
+		if len(out.traces) > 0 {
+			s.tenants[t] = out
+		}
+		if len(th.traces) == 0 {
+			delete(h.tenants, t)
+		}
+	}
+	if h.bytes == 0 {
+		h.firstAppend = time.Time{}
+	} else {
+		h.firstAppend = now
+	}
+	return s, kept
 }
 
 // stats returns the head's size and the time of its oldest unflushed append.

@@ -41,6 +41,10 @@ const (
 	DefaultMaxTraceBytes      = 5_000_000  // Tempo's max_bytes_per_trace
 	DefaultWALMaxBytes        = 512 << 20
 	DefaultFlushCheckInterval = time.Second
+	DefaultTraceIdlePeriod    = 10 * time.Second // Tempo's trace_idle_period
+	// requeueChunkBytes bounds one WAL record when still-active traces are
+	// written again at a cut.
+	requeueChunkBytes = 4 << 20
 )
 
 // Config configures a Server. Zero values take the defaults above.
@@ -50,9 +54,14 @@ type Config struct {
 	WAL    wal.Options
 
 	// A block is cut when the head holds MaxBlockBytes (protobuf size) or
-	// its oldest span arrived MaxBlockDuration ago.
+	// its oldest span arrived MaxBlockDuration ago. A time-based cut takes
+	// only traces idle for TraceIdlePeriod (or older than MaxBlockDuration),
+	// so that a trace still receiving spans is not split across blocks; a
+	// size-based cut, Flush and shutdown take everything. Negative
+	// TraceIdlePeriod takes every trace at every cut.
 	MaxBlockDuration time.Duration
 	MaxBlockBytes    int64
+	TraceIdlePeriod  time.Duration
 	// IngestionRateBytes and IngestionBurstBytes limit each tenant
 	// (request protobuf bytes per second); negative disables the limit.
 	IngestionRateBytes  float64
@@ -78,6 +87,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.MaxBlockBytes <= 0 {
 		c.MaxBlockBytes = DefaultMaxBlockBytes
+	}
+	if c.TraceIdlePeriod == 0 {
+		c.TraceIdlePeriod = DefaultTraceIdlePeriod
 	}
 	if c.IngestionRateBytes == 0 {
 		c.IngestionRateBytes = DefaultIngestionRateBytes
@@ -276,8 +288,8 @@ func (s *Server) loop() {
 			return
 		case <-t.C:
 		}
-		if s.cutDue() {
-			if err := s.cut(); err != nil {
+		if due, all := s.cutDue(); due {
+			if err := s.cut(all); err != nil {
 				s.cfg.Logger.Error("cutting the head block", "err", err)
 			}
 		}
@@ -295,16 +307,24 @@ func (s *Server) loop() {
 	}
 }
 
-func (s *Server) cutDue() bool {
+// cutDue says whether a cut is due, and whether it must take every trace
+// (the head is full) rather than only complete ones.
+func (s *Server) cutDue() (due, all bool) {
 	bytes, _, first := s.head.stats()
 	if bytes == 0 {
-		return false
+		return false, false
 	}
-	return bytes >= s.cfg.MaxBlockBytes || s.cfg.Now().Sub(first) >= s.cfg.MaxBlockDuration
+	if bytes >= s.cfg.MaxBlockBytes {
+		return true, true
+	}
+	return s.cfg.Now().Sub(first) >= s.cfg.MaxBlockDuration, s.cfg.TraceIdlePeriod < 0
 }
 
-// cut seals the WAL segment and moves the head into the flush queue.
-func (s *Server) cut() error {
+// cut seals the WAL segment and moves the head, or its complete traces,
+// into the flush queue. Traces kept in the head are appended to the WAL
+// again, after the sealed segment, so that segment can be removed once
+// its block is stored; if that fails they go into the block after all.
+func (s *Server) cut(all bool) error {
 	s.cutMu.Lock()
 	defer s.cutMu.Unlock()
 	if bytes, _, _ := s.head.stats(); bytes == 0 {
@@ -314,11 +334,79 @@ func (s *Server) cut() error {
 	if err != nil {
 		return err
 	}
-	snap := s.head.take()
+	var snap *snapshot
+	if all {
+		snap = s.head.take()
+	} else {
+		var kept map[string][]*headTrace
+		snap, kept = s.head.takeComplete(s.cfg.Now(), s.cfg.TraceIdlePeriod, s.cfg.MaxBlockDuration)
+		if err := s.requeue(kept); err != nil {
+			s.cfg.Logger.Warn("could not keep active traces in the head; storing them now", "err", err)
+			rest := s.head.take()
+			for t, th := range rest.tenants {
+				dst := snap.tenants[t]
+				if dst == nil {
+					snap.tenants[t] = th
+					continue
+				}
+				for id, ht := range th.traces {
+					dst.traces[id] = ht
+					dst.bytes += ht.bytes
+					dst.spans += ht.spans
+				}
+			}
+			snap.bytes += rest.bytes
+		}
+	}
 	snap.walSeg = seg
+	if len(snap.tenants) == 0 {
+		// Nothing complete yet: the sealed segment's data was all appended
+		// again, so it can go now.
+		return s.wal.Remove(seg)
+	}
 	s.flushMu.Lock()
 	s.flushing = append(s.flushing, snap)
 	s.flushMu.Unlock()
+	return nil
+}
+
+// requeue appends the spans of traces kept in the head to the WAL again,
+// in records of at most requeueChunkBytes. Called with cutMu held.
+func (s *Server) requeue(kept map[string][]*headTrace) error {
+	var sizer ptrace.ProtoMarshaler
+	for t, traces := range kept {
+		batch, size := ptrace.NewTraces(), 0
+		send := func() error {
+			if size == 0 {
+				return nil
+			}
+			payload, err := ptraceotlp.NewExportRequestFromTraces(batch).MarshalProto()
+			if err != nil {
+				return err
+			}
+			if _, err := s.wal.Append(context.Background(), t, payload); err != nil {
+				return err
+			}
+			batch, size = ptrace.NewTraces(), 0
+			return nil
+		}
+		for _, ht := range traces {
+			for _, p := range ht.pieces {
+				for _, rs := range p.ResourceSpans().All() {
+					rs.CopyTo(batch.ResourceSpans().AppendEmpty())
+				}
+				size += sizer.TracesSize(p)
+			}
+			if size >= requeueChunkBytes {
+				if err := send(); err != nil {
+					return err
+				}
+			}
+		}
+		if err := send(); err != nil {
+			return err
+		}
+	}
 	return nil
 }
 
@@ -408,7 +496,7 @@ func mergePieces(pieces []ptrace.Traces) ptrace.Traces {
 
 // Flush cuts the head and stores everything now, for shutdown and tests.
 func (s *Server) Flush(ctx context.Context) error {
-	if err := s.cut(); err != nil {
+	if err := s.cut(true); err != nil {
 		return err
 	}
 	return s.flushPending(ctx)

@@ -230,3 +230,77 @@ func TestLimits(t *testing.T) {
 		t.Error("invalid tenant accepted")
 	}
 }
+
+// TestCutKeepsActiveTraces checks that a time-based cut stores idle traces
+// and keeps a trace still receiving spans in the head, written to the WAL
+// again, so that a crash right after the flush replays it whole.
+func TestCutKeepsActiveTraces(t *testing.T) {
+	c := otlptest.LoadCorpus(t)
+	b := open(t, "mem://")
+	dir := t.TempDir()
+	now := time.Date(2026, 11, 20, 12, 0, 0, 0, time.UTC)
+	clock := func() time.Time { return now }
+	cfg := Config{Bucket: b, WALDir: dir, Now: clock, MaxBlockDuration: time.Minute, TraceIdlePeriod: 10 * time.Second}
+	s := newServer(t, cfg)
+
+	// P02 arrives in two requests (corpus lines 14 and 16); P10 in line 15.
+	idle, active := otlptest.IDOf("P10"), otlptest.IDOf("P02")
+	consume := func(line int) {
+		cp := ptrace.NewTraces()
+		c.Lines[line-1].CopyTo(cp)
+		if err := s.Consume(context.Background(), "t", cp); err != nil {
+			t.Fatal(err)
+		}
+	}
+	consume(14)
+	consume(15)
+	now = now.Add(9 * time.Second)
+	consume(16) // P02 is still active
+	now = now.Add(2 * time.Second)
+
+	if err := s.cut(false); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.flushPending(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	checkBucket(t, b, "t", map[string]ptrace.Traces{idle: c.ByID[idle]})
+	activeID, _ := block.ParseTraceID(active)
+	if got := s.FindInHead("t", activeID); len(got) != 2 {
+		t.Fatalf("active P02 has %d pieces in the head, want 2", len(got))
+	}
+	// Crash now: the sealed segment is gone, P02 must come back from the
+	// records written again.
+	s.wal.Close()
+	s2 := newServer(t, Config{Bucket: b, WALDir: dir, Now: clock})
+	idleID, _ := block.ParseTraceID(idle)
+	if got := s2.FindInHead("t", idleID); len(got) != 0 {
+		t.Errorf("stored trace P10 replayed again (%d pieces)", len(got))
+	}
+	if err := s2.Shutdown(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	checkBucket(t, b, "t", map[string]ptrace.Traces{active: c.ByID[active], idle: c.ByID[idle]})
+
+	// A trace that never goes quiet is still stored once it is older than
+	// the block duration.
+	s3 := newServer(t, Config{Bucket: b, WALDir: t.TempDir(), Now: clock, MaxBlockDuration: time.Minute, TraceIdlePeriod: 10 * time.Second})
+	defer s3.Shutdown(context.Background())
+	cp := ptrace.NewTraces()
+	c.ByID[otlptest.IDOf("P09")].CopyTo(cp)
+	s3.Consume(context.Background(), "u", cp)
+	now = now.Add(58 * time.Second)
+	more := ptrace.NewTraces()
+	c.ByID[otlptest.IDOf("P09")].CopyTo(more)
+	s3.Consume(context.Background(), "u", more) // still active 3 s before the cut
+	now = now.Add(3 * time.Second)
+	if err := s3.cut(false); err != nil {
+		t.Fatal(err)
+	}
+	s3.flushMu.Lock()
+	queued := len(s3.flushing)
+	s3.flushMu.Unlock()
+	if queued != 1 {
+		t.Errorf("trace older than the block duration not cut: %d snapshots queued", queued)
+	}
+}
