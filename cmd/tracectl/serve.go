@@ -58,6 +58,11 @@ type serveOptions struct {
 }
 
 func newServeCmd(g *globalOptions) *cobra.Command {
+	cmd, _ := newServeCmdOptions(g)
+	return cmd
+}
+
+func newServeCmdOptions(g *globalOptions) (*cobra.Command, *serveOptions) {
 	o := &serveOptions{}
 	cmd := &cobra.Command{
 		Use:   "serve",
@@ -110,7 +115,7 @@ The HTTP port (--http-listen-address) serves /metrics, /ready, /api/echo and
 	f.StringVar(&o.LogFormat, "log-format", "text", "log format: text or json (env TRACECTL_LOG_FORMAT)")
 	f.StringVar(&o.LogLevel, "log-level", "info", "log level: debug, info, warn, error (env TRACECTL_LOG_LEVEL)")
 	f.DurationVar(&o.ShutdownTimeout, "shutdown-timeout", 30*time.Second, "how long to wait for in-flight requests at shutdown (env TRACECTL_SHUTDOWN_TIMEOUT)")
-	return cmd
+	return cmd, o
 }
 
 func newLogger(w io.Writer, format, level string) (*slog.Logger, error) {
