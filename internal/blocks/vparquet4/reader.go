@@ -231,29 +231,11 @@ func (b *Block) FindTraceByID(ctx context.Context, id block.TraceID) (td ptrace.
 			b.release(of)
 		}
 	}()
-	rgs := f.Metadata().RowGroups
-	// Row groups are sorted by TraceID: find the first whose max >= id.
-	i := sort.Search(len(rgs), func(i int) bool {
-		max := rgs[i].Columns[0].MetaData.Statistics.MaxValue
-		return len(max) == 0 || bytes.Compare(max, id[:]) >= 0
-	})
-	if i == len(rgs) {
-		return ptrace.Traces{}, false, nil
-	}
-	if min := rgs[i].Columns[0].MetaData.Statistics.MinValue; len(min) > 0 && bytes.Compare(min, id[:]) > 0 {
-		return ptrace.Traces{}, false, nil
-	}
-	if err := b.prefetch(f, c, i); err != nil {
+	i, row, err := b.locate(f, c, id)
+	if err != nil || row < 0 {
 		return ptrace.Traces{}, false, err
 	}
 	rg := f.RowGroups()[i]
-	row, err := findRow(rg, id)
-	if err != nil {
-		return ptrace.Traces{}, false, b.errorf("row group %d: %v", i, err)
-	}
-	if row < 0 {
-		return ptrace.Traces{}, false, nil
-	}
 	rows := rg.Rows()
 	defer rows.Close()
 	if err := rows.SeekToRow(row); err != nil {
@@ -272,6 +254,50 @@ func (b *Block) FindTraceByID(ctx context.Context, id block.TraceID) (td ptrace.
 		return ptrace.Traces{}, false, b.errorf("trace %s: %v", id, err)
 	}
 	return td, true, nil
+}
+
+// locate finds the row group and row of id (row -1 when absent). Row
+// groups are sorted by TraceID, so with min/max statistics on the TraceID
+// column one group is a candidate; without them (not written by Tempo or
+// tracectl) every group is scanned.
+func (b *Block) locate(f *parquet.File, c *cachedReaderAt, id block.TraceID) (int, int64, error) {
+	rgs := f.Metadata().RowGroups
+	var candidates []int
+	haveStats := true
+	for i := range rgs {
+		st := &rgs[i].Columns[0].MetaData.Statistics
+		if len(st.MinValue) == 0 || len(st.MaxValue) == 0 {
+			haveStats = false
+			break
+		}
+	}
+	if haveStats {
+		// The first group whose max >= id is the only one that can hold it.
+		i := sort.Search(len(rgs), func(i int) bool {
+			return bytes.Compare(rgs[i].Columns[0].MetaData.Statistics.MaxValue, id[:]) >= 0
+		})
+		if i < len(rgs) && bytes.Compare(rgs[i].Columns[0].MetaData.Statistics.MinValue, id[:]) <= 0 {
+			candidates = []int{i}
+		}
+	} else {
+		for i := range rgs {
+			candidates = append(candidates, i)
+		}
+	}
+	for _, i := range candidates {
+		if err := b.prefetch(f, c, i); err != nil {
+			return 0, -1, err
+		}
+		row, err := findRow(f.RowGroups()[i], id)
+		if err != nil {
+			return 0, -1, b.errorf("row group %d: %v", i, err)
+		}
+		if row >= 0 {
+			return i, row, nil
+		}
+		c.dropData()
+	}
+	return 0, -1, nil
 }
 
 // findRow returns the index of id in the row group's TraceID column, or -1.

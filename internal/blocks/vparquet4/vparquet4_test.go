@@ -905,3 +905,36 @@ func TestRootAcrossParts(t *testing.T) {
 		}
 	}
 }
+
+// TestLocateWithoutStatistics: a file without TraceID statistics is
+// searched group by group.
+func TestLocateWithoutStatistics(t *testing.T) {
+	c := otlptest.LoadCorpus(t)
+	ctx := context.Background()
+	b := memBucket(t)
+	m, err := WriteBlock(ctx, b, WriterConfig{RowGroupBytes: 8 << 10}, c.Lines...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	blk := OpenBlock(ctx, b, m)
+	of, err := blk.acquire(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range of.f.Metadata().RowGroups {
+		of.f.Metadata().RowGroups[i].Columns[0].MetaData.Statistics = format.Statistics{}
+	}
+	for n, hex := range c.IDs {
+		id, _ := block.ParseTraceID(hex)
+		rg, row, err := blk.locate(of.f, of.c, id)
+		if err != nil || row < 0 {
+			t.Fatalf("%s: rg %d row %d err %v", hex, rg, row, err)
+		}
+		if n > 0 && rg == 0 && row == 0 {
+			t.Errorf("%s found at the first row", hex)
+		}
+	}
+	if _, row, err := blk.locate(of.f, of.c, block.TraceID{}); err != nil || row >= 0 {
+		t.Errorf("zero ID: row %d err %v", row, err)
+	}
+}
