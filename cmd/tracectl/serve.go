@@ -156,31 +156,16 @@ func receiversConfig(g *globalOptions, o *serveOptions) (ingest.ReceiversConfig,
 		src := g.cfg.sources[name]
 		return src != "" && src != "default"
 	}
+	use := func(name string) bool { return !fromFile || explicit(name) }
 	tcp := func(name, endpoint string, dst **ingest.Config) {
-		if fromFile && !explicit(name) {
-			return
+		if use(name) {
+			setEndpoint(dst, endpoint, func(c *ingest.Config) { c.Endpoint = endpoint })
 		}
-		if endpoint == off {
-			*dst = nil
-			return
-		}
-		if *dst == nil {
-			*dst = &ingest.Config{}
-		}
-		(*dst).Endpoint = endpoint
 	}
 	udp := func(name, endpoint string, dst **ingest.UDPConfig) {
-		if fromFile && !explicit(name) {
-			return
+		if use(name) {
+			setEndpoint(dst, endpoint, func(c *ingest.UDPConfig) { c.Endpoint = endpoint })
 		}
-		if endpoint == off {
-			*dst = nil
-			return
-		}
-		if *dst == nil {
-			*dst = &ingest.UDPConfig{}
-		}
-		(*dst).Endpoint = endpoint
 	}
 	tcp("otlp-grpc-endpoint", o.OTLPGRPC, &rc.OTLPGRPC)
 	tcp("otlp-http-endpoint", o.OTLPHTTP, &rc.OTLPHTTP)
@@ -188,15 +173,8 @@ func receiversConfig(g *globalOptions, o *serveOptions) (ingest.ReceiversConfig,
 	tcp("jaeger-thrift-http-endpoint", o.JaegerThriftHTTP, &rc.JaegerThriftHTTP)
 	udp("jaeger-thrift-compact-endpoint", o.JaegerThriftCompact, &rc.JaegerThriftCompact)
 	udp("jaeger-thrift-binary-endpoint", o.JaegerThriftBinary, &rc.JaegerThriftBinary)
-	if !fromFile || explicit("zipkin-endpoint") {
-		switch {
-		case o.Zipkin == off:
-			rc.Zipkin = nil
-		case rc.Zipkin == nil:
-			rc.Zipkin = &ingest.ZipkinConfig{Config: ingest.Config{Endpoint: o.Zipkin}}
-		default:
-			rc.Zipkin.Endpoint = o.Zipkin
-		}
+	if use("zipkin-endpoint") {
+		setEndpoint(&rc.Zipkin, o.Zipkin, func(c *ingest.ZipkinConfig) { c.Endpoint = o.Zipkin })
 	}
 	if (o.TLSCert == "") != (o.TLSKey == "") {
 		return rc, usageError("--tls-cert-file and --tls-key-file go together")
@@ -214,6 +192,19 @@ func receiversConfig(g *globalOptions, o *serveOptions) (ingest.ReceiversConfig,
 	}
 	rc.MultiTenancy = rc.MultiTenancy || o.MultiTenancy
 	return rc, nil
+}
+
+// setEndpoint switches a receiver off (endpoint "off") or on at endpoint,
+// keeping the rest of its configuration.
+func setEndpoint[T any](dst **T, endpoint string, set func(*T)) {
+	if endpoint == off {
+		*dst = nil
+		return
+	}
+	if *dst == nil {
+		*dst = new(T)
+	}
+	set(*dst)
 }
 
 func zipkinBase(z *ingest.ZipkinConfig) *ingest.Config {
