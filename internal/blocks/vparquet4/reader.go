@@ -120,7 +120,7 @@ func rowSchema() *parquet.Schema {
 // meta.footerSize is known (Tempo's way: the trailer is synthesised from it).
 func (b *Block) openFile(ctx context.Context) (*parquet.File, *cachedReaderAt, error) {
 	if b.meta.Format != block.FormatVParquet4 {
-		return nil, nil, fmt.Errorf("block %s: format %q is not %s", b.meta.String(), b.meta.Format, block.FormatVParquet4)
+		return nil, nil, fmt.Errorf("block %s: %s says format %q; this reader reads only %s", b.meta.String(), block.MetaName, b.meta.Format, block.FormatVParquet4)
 	}
 	size := int64(b.meta.Size)
 	if size == 0 {
@@ -140,6 +140,9 @@ func (b *Block) openFile(ctx context.Context) (*parquet.File, *cachedReaderAt, e
 		buf := make([]byte, fs+8)
 		n, err := ra.ReadAt(buf, off)
 		if err != nil && !(errors.Is(err, io.EOF) && n == len(buf)) {
+			if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+				return nil, nil, b.errorf("object is shorter than the %d bytes meta.json says: truncated (%v)", size, err)
+			}
 			return nil, nil, b.errorf("footer: %v", err)
 		}
 		// Synthesise the trailer from meta, as Tempo does; a file whose own

@@ -582,8 +582,11 @@ func TestCorruptInput(t *testing.T) {
 		t.Helper()
 		blk := OpenBlock(ctx, b, meta)
 		_, _, err := blk.FindTraceByID(ctx, someID)
-		if err == nil || !strings.Contains(err.Error(), meta.BlockID.String()) {
-			t.Errorf("%s: FindTraceByID err = %v", what, err)
+		if err == nil || !strings.Contains(err.Error(), meta.BlockID.String()) ||
+			!(strings.Contains(err.Error(), block.DataName) || strings.Contains(err.Error(), block.MetaName)) {
+			t.Errorf("%s: FindTraceByID err = %v, want one naming the block and the object", what, err)
+		} else {
+			t.Logf("%s: %v", what, err)
 		}
 		var iterErr error
 		for _, err := range blk.Iterate(ctx) {
