@@ -25,8 +25,8 @@ import (
 // maxStringSlots is the number of dedicated string columns per scope.
 const maxStringSlots = 10
 
-// Block reads one vParquet3 block. It is safe for concurrent use; every
-// call opens data.parquet afresh.
+// Block reads one vParquet3 block. It is safe for concurrent use; parsed footers
+// are reused across calls (see pqread.DataFile).
 type Block struct {
 	bucket *storage.Bucket
 	meta   *block.Meta

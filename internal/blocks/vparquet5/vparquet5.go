@@ -27,8 +27,8 @@ const (
 	maxIntSlots    = 5
 )
 
-// Block reads one vParquet5 block. It is safe for concurrent use; every
-// call opens data.parquet afresh.
+// Block reads one vParquet5 block. It is safe for concurrent use; parsed footers
+// are reused across calls (see pqread.DataFile).
 type Block struct {
 	bucket *storage.Bucket
 	meta   *block.Meta
