@@ -18,7 +18,7 @@ import (
 	"go.opentelemetry.io/collector/pdata/ptrace"
 
 	"github.com/tracectl/tracectl/internal/blocks/block"
-	"github.com/tracectl/tracectl/internal/blocks/vparquet5/pqread"
+	"github.com/tracectl/tracectl/internal/blocks/pqread"
 	"github.com/tracectl/tracectl/internal/storage"
 )
 

@@ -196,15 +196,22 @@ func rowGroupRange(rg *format.RowGroup) (off, end int64) {
 // prefetch reads a row group's byte range in one request when it is
 // small enough.
 func (b *Block) prefetch(f *parquet.File, c *cachedReaderAt, i int) error {
-	off, end := rowGroupRange(&f.Metadata().RowGroups[i])
-	if off < 0 || end <= off || end-off > MaxPrefetchBytes || end > c.size {
-		return nil
+	md := &f.Metadata().RowGroups[i]
+	off, end := rowGroupRange(md)
+	if off < 0 || end <= off {
+		return nil // no chunks: let parquet-go report what it finds
 	}
-	if c.covers(off, end-off) {
+	if end > c.size {
+		return b.errorf("row group %d: column chunks at bytes %d…%d of a %d-byte file: truncated or corrupt", i, off, end, c.size)
+	}
+	if end-off > MaxPrefetchBytes || c.covers(off, end-off) {
 		return nil
 	}
 	buf := make([]byte, end-off)
-	if _, err := c.r.ReadAt(buf, off); err != nil && !errors.Is(err, io.EOF) {
+	if n, err := c.r.ReadAt(buf, off); n != len(buf) {
+		return b.errorf("row group %d: %v", i, err)
+	}
+	if err := checkRowGroup(md, buf, off); err != nil {
 		return b.errorf("row group %d: %v", i, err)
 	}
 	c.add(off, buf)

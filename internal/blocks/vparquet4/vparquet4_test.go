@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"reflect"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -939,5 +941,54 @@ func TestLocateWithoutStatistics(t *testing.T) {
 	}
 	if _, row, err := blk.locate(of.f, of.c, block.TraceID{}); err != nil || row >= 0 {
 		t.Errorf("zero ID: row %d err %v", row, err)
+	}
+}
+
+// TestMutatedDataBoundedAllocation damages random bytes of the pages of a
+// block (footer intact) and reads it: every read ends in a result or an
+// error, and none allocates more than a bounded amount, whatever sizes the
+// damaged headers claim.
+func TestMutatedDataBoundedAllocation(t *testing.T) {
+	c := otlptest.LoadCorpus(t)
+	ctx := context.Background()
+	b := memBucket(t)
+	m, err := WriteBlock(ctx, b, WriterConfig{}, c.Lines...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, _ := b.Read(ctx, block.DataKey(m.TenantID, m.BlockID))
+	body := len(data) - 8 - int(m.FooterSize)
+	id, _ := block.ParseTraceID(c.IDs[7])
+	rng := rand.New(rand.NewPCG(3, 4))
+	var ms runtime.MemStats
+	worst, failures := uint64(0), 0
+	for range 200 {
+		bad := append([]byte{}, data...)
+		for range 1 + rng.IntN(4) {
+			bad[4+rng.IntN(body-4)] = byte(rng.Uint32())
+		}
+		mm := *m
+		mm.BlockID = uuid.New()
+		if err := b.Write(ctx, block.DataKey(mm.TenantID, mm.BlockID), bad); err != nil {
+			t.Fatal(err)
+		}
+		blk := OpenBlock(ctx, b, &mm)
+		runtime.ReadMemStats(&ms)
+		before := ms.TotalAlloc
+		if _, _, err := blk.FindTraceByID(ctx, id); err != nil {
+			failures++
+		}
+		for _, err := range blk.Iterate(ctx) {
+			if err != nil {
+				break
+			}
+		}
+		runtime.ReadMemStats(&ms)
+		worst = max(worst, ms.TotalAlloc-before)
+		b.Delete(ctx, block.DataKey(mm.TenantID, mm.BlockID))
+	}
+	t.Logf("200 mutations: %d lookups failed cleanly; worst allocation %d bytes", failures, worst)
+	if worst > 256<<20 {
+		t.Errorf("a damaged 120 KB file made a read allocate %d bytes", worst)
 	}
 }
