@@ -141,6 +141,8 @@ type Server struct {
 	// are flushed in order so WAL segments are removed in order.
 	flushMu  sync.Mutex
 	flushing []*snapshot
+	// flushRun makes flushPending run once at a time (the loop, Flush).
+	flushRun sync.Mutex
 
 	limitersMu sync.Mutex
 	limiters   map[string]*rate.Limiter
@@ -359,6 +361,7 @@ func (s *Server) cut(all bool) error {
 		}
 	}
 	snap.walSeg = seg
+	snap.seal()
 	if len(snap.tenants) == 0 {
 		// Nothing complete yet: the sealed segment's data was all appended
 		// again, so it can go now.
@@ -413,6 +416,8 @@ func (s *Server) requeue(kept map[string][]*headTrace) error {
 // flushPending stores queued snapshots oldest first; after each, the WAL
 // segments it covers are removed. It stops at the first failure.
 func (s *Server) flushPending(ctx context.Context) error {
+	s.flushRun.Lock()
+	defer s.flushRun.Unlock()
 	for {
 		s.flushMu.Lock()
 		if len(s.flushing) == 0 {
@@ -453,7 +458,7 @@ func (s *Server) writeSnapshot(ctx context.Context, snap *snapshot) error {
 		start := time.Now()
 		groups := make([]vparquet4.TraceGroup, 0, len(th.traces))
 		for id, ht := range th.traces {
-			groups = append(groups, vparquet4.TraceGroup{ID: id, Traces: mergePieces(ht.pieces)})
+			groups = append(groups, vparquet4.TraceGroup{ID: id, Traces: ht.pieces[0]})
 		}
 		sort.Slice(groups, func(i, j int) bool { return groups[i].ID.Compare(groups[j].ID) < 0 })
 		w, err := vparquet4.NewBlockWriter(ctx, s.cfg.Bucket, vparquet4.WriterConfig{
@@ -472,26 +477,40 @@ func (s *Server) writeSnapshot(ctx context.Context, snap *snapshot) error {
 		if err != nil {
 			return fmt.Errorf("storing a block for tenant %s in %s: %w", t, s.cfg.Bucket, err)
 		}
+		if meta == nil {
+			return fmt.Errorf("storing a block for tenant %s: the writer stored no block for %d traces", t, len(groups))
+		}
 		s.m.flushDuration.Observe(time.Since(start).Seconds())
 		s.m.blocksWritten.Inc()
 		s.cfg.Logger.Info("block stored", "tenant", t, "block", meta.BlockID.String(), "traces", meta.TotalObjects,
 			"spans", th.spans, "bytes", meta.Size, "start", meta.StartTime, "end", meta.EndTime,
 			"duration", time.Since(start).Round(time.Millisecond))
+		// Stored: readers find it in the bucket now. FindInHead reads the
+		// map under flushMu.
+		s.flushMu.Lock()
 		delete(snap.tenants, t)
+		s.flushMu.Unlock()
 	}
 	return nil
 }
 
-// mergePieces joins the pieces of one trace into one ptrace.Traces.
-func mergePieces(pieces []ptrace.Traces) ptrace.Traces {
-	if len(pieces) == 1 {
-		return pieces[0]
+// seal joins the pieces of each trace into one ptrace.Traces. It runs once,
+// at the cut, while nothing else can see the snapshot; from then on the
+// snapshot's traces are only read (by the block writer, possibly several
+// times if storing fails, and by FindInHead), never changed.
+func (snap *snapshot) seal() {
+	for _, th := range snap.tenants {
+		for _, ht := range th.traces {
+			if len(ht.pieces) <= 1 {
+				continue
+			}
+			out := ptrace.NewTraces()
+			for _, p := range ht.pieces {
+				p.ResourceSpans().MoveAndAppendTo(out.ResourceSpans())
+			}
+			ht.pieces = []ptrace.Traces{out}
+		}
 	}
-	out := ptrace.NewTraces()
-	for _, p := range pieces {
-		p.ResourceSpans().MoveAndAppendTo(out.ResourceSpans())
-	}
-	return out
 }
 
 // Flush cuts the head and stores everything now, for shutdown and tests.

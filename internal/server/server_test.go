@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -303,4 +304,73 @@ func TestCutKeepsActiveTraces(t *testing.T) {
 	if queued != 1 {
 		t.Errorf("trace older than the block duration not cut: %d snapshots queued", queued)
 	}
+}
+
+// TestFailedFlushKeepsMultiPieceTraces: a trace sent in several requests
+// (P02) must survive a failed store and be complete after the retry, and
+// stay findable meanwhile. (Merging pieces used to move them away.)
+func TestFailedFlushKeepsMultiPieceTraces(t *testing.T) {
+	c := otlptest.LoadCorpus(t)
+	s3 := storagetest.StartS3(t)
+	b := open(t, s3.Bucket(t, "traces"))
+	s := newServer(t, Config{Bucket: b, WALDir: t.TempDir()})
+	consumeCorpus(t, s, block.DefaultTenant, c)
+	s3.Deny(func(r *http.Request) bool { return r.Method == http.MethodPut })
+	if err := s.Flush(context.Background()); err == nil {
+		t.Fatal("flush succeeded while storage refused writes")
+	}
+	id, _ := block.ParseTraceID(otlptest.IDOf("P02"))
+	got := ptrace.NewTraces()
+	for _, p := range s.FindInHead(block.DefaultTenant, id) {
+		p.ResourceSpans().MoveAndAppendTo(got.ResourceSpans())
+	}
+	if got.SpanCount() != c.ByID[otlptest.IDOf("P02")].SpanCount() {
+		t.Errorf("P02 has %d spans in the head after a failed flush, want %d", got.SpanCount(), c.ByID[otlptest.IDOf("P02")].SpanCount())
+	}
+	s3.Deny(nil)
+	if err := s.Shutdown(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	checkBucket(t, b, block.DefaultTenant, c.ByID)
+}
+
+// TestConcurrentFlushes runs Flush from several goroutines while the flush
+// loop runs and data arrives (run with -race): every span is stored once.
+func TestConcurrentFlushes(t *testing.T) {
+	c := otlptest.LoadCorpus(t)
+	b := open(t, "mem://")
+	s := newServer(t, Config{Bucket: b, WALDir: t.TempDir(), FlushCheckInterval: 5 * time.Millisecond,
+		MaxBlockDuration: 10 * time.Millisecond, TraceIdlePeriod: -1})
+	s.Start()
+	done := make(chan struct{})
+	var flushErr error
+	var wg sync.WaitGroup
+	for range 3 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-done:
+					return
+				default:
+				}
+				if err := s.Flush(context.Background()); err != nil {
+					flushErr = err
+				}
+				id, _ := block.ParseTraceID(otlptest.IDOf("P09"))
+				s.FindInHead(block.DefaultTenant, id)
+			}
+		}()
+	}
+	consumeCorpus(t, s, block.DefaultTenant, c)
+	close(done)
+	wg.Wait()
+	if flushErr != nil {
+		t.Fatal(flushErr)
+	}
+	if err := s.Shutdown(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	checkBucket(t, b, block.DefaultTenant, c.ByID)
 }
