@@ -92,6 +92,53 @@ type Bucket struct {
 	dir           string
 	filePrefix    string
 	fileSingleKey bool
+
+	// requests counts operations sent to the provider; hook, when set,
+	// runs before each of them (see SetHook).
+	requests atomic.Int64
+	hook     atomic.Pointer[Hook]
+}
+
+// Hook runs before every operation that goes to the provider (each Read,
+// ReadRange, ReaderAt.ReadAt, NewReader, Write, NewWriter, CreateIfNotExists,
+// Delete, Copy, Attributes, Exists and List), with the operation's name and
+// key. A non-nil error fails the operation with that error (as a *Error of
+// the error's Kind, KindUnavailable if it has none). Benchmarks use it to
+// add latency, fault tests to inject errors. It must be safe for concurrent
+// use.
+type Hook func(ctx context.Context, op, key string) error
+
+// SetHook installs h (nil removes it).
+func (b *Bucket) SetHook(h Hook) {
+	if h == nil {
+		b.hook.Store(nil)
+		return
+	}
+	b.hook.Store(&h)
+}
+
+// Requests is the number of operations sent to the provider so far.
+func (b *Bucket) Requests() int64 { return b.requests.Load() }
+
+// before counts an operation and runs the hook.
+func (b *Bucket) before(ctx context.Context, op, key string) error {
+	b.requests.Add(1)
+	h := b.hook.Load()
+	if h == nil {
+		return nil
+	}
+	if err := (*h)(ctx, op, key); err != nil {
+		var se *Error
+		if errors.As(err, &se) {
+			return err
+		}
+		kind := KindOf(err)
+		if kind == KindOther {
+			kind = KindUnavailable
+		}
+		return &Error{Op: op, Key: key, Kind: kind, Err: err, scheme: b.scheme}
+	}
+	return nil
 }
 
 // Open opens the bucket named by rawURL. A URL without a scheme is taken as a
@@ -329,6 +376,13 @@ func (b *Bucket) start(ctx context.Context, op, key string) error {
 	if err := ctx.Err(); err != nil {
 		return &Error{Op: op, Key: key, Kind: classify(err), Err: err, scheme: b.scheme}
 	}
+	if err := validKey(op, key); err != nil {
+		return err
+	}
+	return b.before(ctx, op, key)
+}
+
+func validKey(op, key string) error {
 	var why string
 	switch {
 	case key == "":
@@ -462,7 +516,11 @@ var _ io.ReaderAt = (*ReaderAt)(nil)
 // OpenReaderAt returns a ReaderAt over key. If size < 0 the object's size is
 // looked up first (one extra request).
 func (b *Bucket) OpenReaderAt(ctx context.Context, key string, size int64) (*ReaderAt, error) {
-	if err := b.start(ctx, "read", key); err != nil {
+	// No request yet: only the checks, not the count and hook.
+	if err := ctx.Err(); err != nil {
+		return nil, &Error{Op: "read", Key: key, Kind: classify(err), Err: err, scheme: b.scheme}
+	}
+	if err := validKey("read", key); err != nil {
 		return nil, err
 	}
 	if size < 0 {
@@ -497,6 +555,9 @@ func (r *ReaderAt) ReadAt(p []byte, off int64) (int, error) {
 		n = r.size - off
 	}
 	atomic.AddInt64(&r.Reads, 1)
+	if err := r.b.before(r.ctx, "read", r.key); err != nil {
+		return 0, err
+	}
 	rr, err := r.b.b.NewRangeReader(r.ctx, r.key, off, n, nil)
 	if err != nil {
 		return 0, r.b.wrap("read", r.key, err)
@@ -811,6 +872,10 @@ func (b *Bucket) Exists(ctx context.Context, key string) (bool, error) {
 // the first error, which it yields with a zero Object.
 func (b *Bucket) List(ctx context.Context, prefix, delimiter string) iter.Seq2[Object, error] {
 	return func(yield func(Object, error) bool) {
+		if err := b.before(ctx, "list", prefix); err != nil {
+			yield(Object{}, err)
+			return
+		}
 		it := b.b.List(&blob.ListOptions{Prefix: prefix, Delimiter: delimiter})
 		for {
 			o, err := it.Next(ctx)
