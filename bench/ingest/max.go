@@ -1,0 +1,385 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+)
+
+type serverState struct {
+	FlushQueue float64 `json:"flush_queue_blocks"`
+	WALBytes   float64 `json:"wal_bytes"`
+	HeadBytes  float64 `json:"head_bytes"`
+	Blocks     float64 `json:"blocks_written"`
+}
+
+type maxRun struct {
+	Run               int      `json:"run"`
+	ServerArgs        []string `json:"server_command"`
+	ServerCPUsAllowed string   `json:"server_cpus_allowed"`
+	ServerGOMAXPROCS  float64  `json:"server_gomaxprocs"`
+
+	WindowS                float64 `json:"window_s"`
+	WindowServerCPUS       float64 `json:"window_server_cpu_s"`
+	WindowAcceptedSpans    float64 `json:"window_accepted_spans"`
+	WindowClientAckedSpans int64   `json:"window_client_acked_spans"`
+	SpansPerCPUSWindow     float64 `json:"spans_per_server_cpu_s_window"`
+	ServerCPUShareWindow   float64 `json:"server_cpu_share_window"`
+	ThroughputSpansPerS    float64 `json:"throughput_spans_per_s_window"`
+	ThroughputMBPerS       float64 `json:"throughput_request_mb_per_s_window"`
+
+	LifetimeCPUS          float64 `json:"lifetime_server_cpu_s"`
+	TotalAcceptedSpans    float64 `json:"total_accepted_spans"`
+	TotalClientAckedSpans int64   `json:"total_client_acked_spans"`
+	StoredSpans           int64   `json:"stored_spans"`
+	Blocks                int     `json:"blocks_stored"`
+	SpansPerCPUSLifetime  float64 `json:"spans_per_server_cpu_s_end_to_end"`
+
+	ClientFailedRequests int64          `json:"client_failed_requests"`
+	ClientFailedSpans    int64          `json:"client_failed_spans"`
+	PartialRejectedSpans int64          `json:"partial_rejected_spans"`
+	ServerRefusedSpans   float64        `json:"server_refused_spans"`
+	Dropped              int64          `json:"dropped_spans"`
+	ClientErrors         map[string]int `json:"client_errors,omitempty"`
+	CountsConsistent     bool           `json:"counts_consistent"`
+
+	Latency latencySummary `json:"ack_latency_window"`
+
+	LoadAvgStart  [3]float64         `json:"loadavg_start"`
+	LoadAvgEnd    [3]float64         `json:"loadavg_end"`
+	LoadAvg1Max   float64            `json:"loadavg1_max"`
+	CPUBusyWindow map[string]float64 `json:"cpu_busy_window"`
+	GeneratorCPUS float64            `json:"generator_cpu_s_window"`
+	EndOfWindow   serverState        `json:"server_state_end_of_window"`
+	PeakRSSBytes  int64              `json:"peak_rss_bytes"`
+	PerfReport    string             `json:"perf_report,omitempty"`
+	Warnings      []string           `json:"server_warnings,omitempty"`
+}
+
+type maxMedian struct {
+	SpansPerCPUSEndToEnd float64 `json:"spans_per_server_cpu_s_end_to_end"`
+	SpansPerCPUSWindow   float64 `json:"spans_per_server_cpu_s_window"`
+	ThroughputSpansPerS  float64 `json:"throughput_spans_per_s"`
+	P50ms                float64 `json:"ack_p50_ms"`
+	P99ms                float64 `json:"ack_p99_ms"`
+	DroppedTotal         int64   `json:"dropped_spans_all_runs"`
+	PeakRSSBytes         int64   `json:"peak_rss_bytes_max"`
+	LoadAvg1Max          float64 `json:"loadavg1_max"`
+}
+
+func selfCPU() float64 {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
+func serverArgs(o *options) []string {
+	return append([]string{"--max-block-duration", o.MaxBlockDuration.String()}, o.ServerArgs...)
+}
+
+func runMax(ctx context.Context, o *options, c *corpusLoad, res *result) error {
+	taskset := res.Env.Taskset
+	for i := 1; i <= o.Runs; i++ {
+		r, err := maxOnce(ctx, o, c, taskset, i, filepath.Dir(o.Out))
+		if err != nil {
+			return fmt.Errorf("run %d: %w", i, err)
+		}
+		res.Runs = append(res.Runs, r)
+		logf("run %d: %.0f spans/server-CPU-s end to end (%.0f in the window), %.0f spans/s, server CPU share %.2f, p50 %.1f ms p99 %.1f ms, dropped %d, load %.2f",
+			i, r.SpansPerCPUSLifetime, r.SpansPerCPUSWindow, r.ThroughputSpansPerS, r.ServerCPUShareWindow, r.Latency.P50ms, r.Latency.P99ms, r.Dropped, r.LoadAvg1Max)
+	}
+	var e2e, win, thr, p50, p99 []float64
+	m := &maxMedian{}
+	for _, r := range res.Runs {
+		e2e = append(e2e, r.SpansPerCPUSLifetime)
+		win = append(win, r.SpansPerCPUSWindow)
+		thr = append(thr, r.ThroughputSpansPerS)
+		p50 = append(p50, r.Latency.P50ms)
+		p99 = append(p99, r.Latency.P99ms)
+		m.DroppedTotal += r.Dropped
+		m.PeakRSSBytes = max(m.PeakRSSBytes, r.PeakRSSBytes)
+		m.LoadAvg1Max = max(m.LoadAvg1Max, r.LoadAvg1Max)
+	}
+	m.SpansPerCPUSEndToEnd, m.SpansPerCPUSWindow = round(median(e2e), 0), round(median(win), 0)
+	m.ThroughputSpansPerS, m.P50ms, m.P99ms = round(median(thr), 0), round(median(p50), 3), round(median(p99), 3)
+	res.Median = m
+	consistent := true
+	for _, r := range res.Runs {
+		consistent = consistent && r.CountsConsistent
+	}
+	res.Targets = append(res.Targets,
+		target{Name: "throughput per server CPU-second", Goal: fmt.Sprintf(">= %.0f spans/CPU-s (median of %d runs, end to end)", o.Target, len(res.Runs)),
+			Value:  fmt.Sprintf("%.0f spans/CPU-s end to end; %.0f in the measured window", m.SpansPerCPUSEndToEnd, m.SpansPerCPUSWindow),
+			Status: passMiss(m.SpansPerCPUSEndToEnd >= o.Target),
+			Note:   "end to end = all accepted spans / the server's whole CPU time (rusage) including the shutdown flush that stores them; window = accepted spans / utime+stime during the window"},
+		target{Name: "no dropped spans", Goal: "0 refused, failed or partially rejected spans, every accepted span stored",
+			Value:  fmt.Sprintf("%d dropped; counts consistent (client acks = accepted metric = stored in blocks): %v", m.DroppedTotal, consistent),
+			Status: passMiss(m.DroppedTotal == 0 && consistent)},
+	)
+	return nil
+}
+
+func maxOnce(ctx context.Context, o *options, c *corpusLoad, taskset string, run int, outDir string) (*maxRun, error) {
+	dir, err := os.MkdirTemp("", "bench-ingest-run-")
+	if err != nil {
+		return nil, err
+	}
+	r := &maxRun{Run: run, LoadAvgStart: loadAvg()}
+	srv, err := startServer(o.Tracectl, dir, o.ServerCPU, taskset, serverArgs(o))
+	if err != nil {
+		return nil, err // dir kept: it holds server.log
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			srv.kill()
+			logf("run directory kept: %s", dir)
+		} else if !o.Keep {
+			os.RemoveAll(dir)
+		}
+	}()
+	r.ServerArgs = srv.args
+	if st, err := procStatus(srv.pid); err == nil {
+		r.ServerCPUsAllowed = st["Cpus_allowed_list"]
+		if name := st["Name"]; name != "tracectl" {
+			return nil, fmt.Errorf("pid %d is %q, not tracectl", srv.pid, name)
+		}
+	}
+	logf("run %d: server pid %d (CPUs %s), OTLP gRPC %s, HTTP %s; %d concurrent Exports over %d connections, warmup %s, window %s",
+		run, srv.pid, r.ServerCPUsAllowed, srv.grpcAddr, srv.httpAddr, o.Concurrency, o.Conns, o.Warmup, o.Duration)
+
+	lg, err := newLoadGen(c, srv.grpcAddr, o.Conns, o.Gzip)
+	if err != nil {
+		return nil, err
+	}
+	defer lg.close()
+	lg.runClosed(o.Concurrency)
+	loadMax := func() { r.LoadAvg1Max = max(r.LoadAvg1Max, loadAvg()[0]) }
+	for t := time.Duration(0); t < o.Warmup; t += time.Second {
+		if err := sleepCtx(ctx, min(time.Second, o.Warmup-t)); err != nil {
+			lg.stop()
+			return nil, err
+		}
+		loadMax()
+	}
+
+	m0, err := scrape(ctx, srv.httpAddr)
+	if err != nil {
+		lg.stop()
+		return nil, err
+	}
+	r.ServerGOMAXPROCS = m0["go_sched_gomaxprocs_threads"]
+	cpu0, err := procCPU(srv.pid)
+	if err != nil {
+		lg.stop()
+		return nil, err
+	}
+	t0, ct0, gen0 := time.Now(), cpuTimes(), selfCPU()
+	acked0, bytes0 := lg.ackedSpans.Load(), lg.sentBytes.Load()
+	from := time.Since(lg.start)
+
+	var perf *exec.Cmd
+	var perfData string
+	if o.Perf {
+		perfData = strings.TrimSuffix(o.Out, ".json") + fmt.Sprintf("-run%d.perf.data", run)
+		perf = exec.Command("perf", "record", "-F", "999", "-g", "-p", fmt.Sprint(srv.pid), "-o", perfData, "--", "sleep", fmt.Sprint(o.Duration.Seconds()))
+		perf.Stdout, perf.Stderr = nil, nil
+		if err := perf.Start(); err != nil {
+			logf("perf record: %v (continuing without a profile)", err)
+			perf = nil
+		}
+	}
+
+	deadline := t0.Add(o.Duration)
+	for time.Now().Before(deadline) {
+		if err := sleepCtx(ctx, min(time.Second, time.Until(deadline))); err != nil {
+			lg.stop()
+			return nil, err
+		}
+		loadMax()
+	}
+	m1, err := scrape(ctx, srv.httpAddr)
+	if err != nil {
+		lg.stop()
+		return nil, err
+	}
+	cpu1, err := procCPU(srv.pid)
+	if err != nil {
+		lg.stop()
+		return nil, err
+	}
+	t1, ct1, gen1 := time.Now(), cpuTimes(), selfCPU()
+	acked1, bytes1 := lg.ackedSpans.Load(), lg.sentBytes.Load()
+	to := time.Since(lg.start)
+	lg.stop()
+	if perf != nil {
+		_ = perf.Wait()
+		r.PerfReport = perfReport(perfData)
+	}
+
+	wall := t1.Sub(t0).Seconds()
+	r.WindowS = round(wall, 3)
+	r.WindowServerCPUS = round(cpu1-cpu0, 3)
+	r.WindowAcceptedSpans = m1["tracectl_receiver_accepted_spans_total"] - m0["tracectl_receiver_accepted_spans_total"]
+	r.WindowClientAckedSpans = acked1 - acked0
+	if r.WindowServerCPUS > 0 {
+		r.SpansPerCPUSWindow = round(r.WindowAcceptedSpans/r.WindowServerCPUS, 0)
+	}
+	r.ServerCPUShareWindow = round(r.WindowServerCPUS/wall, 3)
+	r.ThroughputSpansPerS = round(r.WindowAcceptedSpans/wall, 0)
+	r.ThroughputMBPerS = round(float64(bytes1-bytes0)/wall/1e6, 2)
+	r.CPUBusyWindow = cpuBusy(ct0, ct1)
+	r.GeneratorCPUS = round(gen1-gen0, 3)
+	r.EndOfWindow = serverState{FlushQueue: m1["tracectl_flush_queue_blocks"], WALBytes: m1["tracectl_wal_bytes"],
+		HeadBytes: m1["tracectl_head_bytes"], Blocks: m1["tracectl_blocks_written_total"]}
+	r.Latency = ackLatency(lg.snapshotAcks(), from, to, false)
+
+	mEnd, err := scrape(ctx, srv.httpAddr)
+	if err != nil {
+		return nil, err
+	}
+	r.TotalAcceptedSpans = mEnd["tracectl_receiver_accepted_spans_total"]
+	r.TotalClientAckedSpans = lg.ackedSpans.Load()
+	r.ServerRefusedSpans = mEnd["tracectl_ingest_refused_spans_total"] + mEnd["tracectl_receiver_refused_spans_total"]
+	if st, err := procStatus(srv.pid); err == nil {
+		r.PeakRSSBytes = kbField(st, "VmHWM")
+	}
+	life, err := srv.stop(2 * time.Minute)
+	if err != nil {
+		return nil, err
+	}
+	r.LifetimeCPUS = round(life, 3)
+	for _, b := range srv.blockEvents() {
+		r.StoredSpans += b.Spans
+		r.Blocks++
+	}
+	r.Warnings = srv.warningLines()
+	if life > 0 {
+		r.SpansPerCPUSLifetime = round(r.TotalAcceptedSpans/life, 0)
+	}
+	r.ClientFailedRequests, r.ClientFailedSpans = lg.failedReqs.Load(), lg.failedSpans.Load()
+	r.PartialRejectedSpans = lg.rejectedSpans.Load()
+	r.ClientErrors = lg.errorCounts()
+	r.Dropped = r.ClientFailedSpans + r.PartialRejectedSpans + int64(r.ServerRefusedSpans)
+	r.CountsConsistent = int64(r.TotalAcceptedSpans) == r.TotalClientAckedSpans && r.StoredSpans == r.TotalClientAckedSpans
+	r.LoadAvgEnd = loadAvg()
+	ok = true
+	return r, nil
+}
+
+// perfReport writes perf's flat (self) and cumulative (children) reports of
+// data beside it, plus a breakdown by component, and returns the
+// breakdown's path.
+func perfReport(data string) string {
+	base := strings.TrimSuffix(data, ".data")
+	flat, cum, comp := base+".self.txt", base+".children.txt", base+".components.txt"
+	var cumOut []byte
+	for _, rep := range []struct {
+		out  string
+		args []string
+	}{
+		{flat, []string{"report", "-i", data, "--stdio", "--no-children", "--sort", "symbol", "--percent-limit", "0.25", "-g", "none"}},
+		{cum, []string{"report", "-i", data, "--stdio", "--children", "--sort", "symbol", "--percent-limit", "1", "-g", "none"}},
+	} {
+		out, err := exec.Command("perf", rep.args...).Output()
+		if err != nil {
+			logf("perf report: %v", err)
+			continue
+		}
+		out = tidyPerf(out)
+		if rep.out == cum {
+			cumOut = out
+		}
+		_ = os.WriteFile(rep.out, out, 0o644)
+	}
+	if cumOut == nil {
+		return flat
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "server CPU by component (perf, cumulative %% of samples; components overlap where one calls another)\n")
+	for _, c := range perfComponents {
+		fmt.Fprintf(&b, "%7s  %-48s %s\n", cumPercent(cumOut, c.sym), c.name, c.sym)
+	}
+	_ = os.WriteFile(comp, []byte(b.String()), 0o644)
+	return comp
+}
+
+var perfComponents = []struct{ name, sym string }{
+	{"flush loop: writing blocks", "internal/server.(*Server).writeSnapshot"},
+	{"  vparquet4 BlockWriter.Add", "internal/blocks/vparquet4.(*BlockWriter).Add"},
+	{"  parquet-go GenericWriter.Write", "parquet-go.(*GenericWriter[go.shape.*uint8]).Write"},
+	{"  vparquet4 assembler.build (pdata -> rows)", "internal/blocks/vparquet4.(*assembler).build"},
+	{"  mergePieces", "internal/server.mergePieces"},
+	{"gRPC Export handler (decode + Consume)", "internal/ingest.(*OTLPGRPCReceiver).handle"},
+	{"  ExportRequest.UnmarshalProto (decode)", "ptraceotlp.ExportRequest.UnmarshalProto"},
+	{"  dropInvalidSpans", "internal/ingest.dropInvalidSpans"},
+	{"  Server.Consume", "internal/server.(*Server).Consume"},
+	{"    ExportRequest.MarshalProto (WAL payload)", "ptraceotlp.ExportRequest.MarshalProto"},
+	{"    wal.Append", "internal/wal.(*WAL).Append"},
+	{"    head.add", "internal/server.(*head).add"},
+	{"      GroupByTrace", "internal/blocks/vparquet4.GroupByTrace"},
+	{"      TracesSize (sizer)", "ptrace.(*ProtoMarshaler).TracesSize"},
+	{"  ExportResponse.MarshalProto", "ptraceotlp.ExportResponse.MarshalProto"},
+	{"WAL writer/fsync goroutines", "internal/wal.(*WAL)."},
+	{"gRPC transport: reading frames", "grpc/internal/transport.(*http2Server).HandleStreams"},
+	{"gRPC transport: loopy writer", "grpc/internal/transport.(*loopyWriter).run"},
+	{"gRPC recvAndDecompress", "google.golang.org/grpc.recvAndDecompress"},
+	{"GC background mark workers", "runtime.gcBgMarkWorker"},
+	{"mallocgc (allocation, incl. assists)", "runtime.mallocgc"},
+	{"GC assists", "runtime.gcAssistAlloc"},
+	{"memclr/memmove (flat, all callers)", "runtime.memmove"},
+	{"page faults (kernel)", "asm_exc_page_fault"},
+	{"syscalls (kernel entry)", "entry_SYSCALL_64_after_hwframe"},
+	{"/metrics scrapes", "promhttp.HandlerForTransactional"},
+}
+
+// cumPercent finds the first line of a perf --children report whose symbol
+// contains sym and returns its "children" percentage.
+func cumPercent(rep []byte, sym string) string {
+	for _, line := range strings.Split(string(rep), "\n") {
+		if strings.HasPrefix(strings.TrimSpace(line), "#") || !strings.Contains(line, sym) {
+			continue
+		}
+		if f := strings.Fields(line); len(f) > 0 {
+			return f[0]
+		}
+	}
+	return "<1%"
+}
+
+// tidyPerf drops perf's padding and empty IPC columns.
+func tidyPerf(b []byte) []byte {
+	var out strings.Builder
+	for _, line := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(line, "# ....") {
+			continue
+		}
+		line = strings.TrimRight(line, " ")
+		line = strings.TrimSuffix(line, "-      -")
+		line = strings.TrimRight(line, " ")
+		for strings.Contains(line, "    ") {
+			line = strings.ReplaceAll(line, "    ", "  ")
+		}
+		out.WriteString(line)
+		out.WriteByte('\n')
+	}
+	return []byte(out.String())
+}

@@ -1,0 +1,77 @@
+package main
+
+import (
+	"fmt"
+	"strings"
+)
+
+// summary renders the human summary.
+func (r *result) summary() string {
+	var b strings.Builder
+	p := func(format string, args ...any) { fmt.Fprintf(&b, format+"\n", args...) }
+	o := r.Options
+	p("tracectl ingest benchmark, mode %s (%s .. %s UTC)", r.Mode, r.StartedAt.Format("2006-01-02 15:04:05"), r.FinishedAt.Format("15:04:05"))
+	p("tracectl: %s build of %s%s; %s, %d CPUs (%s), kernel %s", r.Env.Src, short(r.Env.GitHead), dirty(r.Env.GitDirty), r.Env.GoVersion, r.Env.NumCPU, r.Env.CPUModel, r.Env.Kernel)
+	if r.Env.Pinned {
+		p("pinning: server taskset -c %d, generator taskset -c %d (generator CPUs %s, GOMAXPROCS %d)", o.ServerCPU, o.ClientCPU, r.Env.GeneratorAffinity, r.Env.GeneratorGOMAXPROC)
+	} else {
+		p("pinning: NONE - %s", r.Env.PinNote)
+	}
+	p("load: public corpus (%d lines, %d spans/pass) replayed with fresh IDs, timestamps shifted to now; %d request templates, %d..%d spans (mean %.0f, %.0f B/span protobuf) per Export; %d concurrent Exports over %d gRPC connections, gzip %v",
+		r.Corpus.Lines, r.Corpus.SpansPerPass, r.Corpus.Templates, r.Corpus.BatchSpansMin, r.Corpus.BatchSpansMax, r.Corpus.BatchSpansMean, r.Corpus.BytesPerSpan, o.Concurrency, o.Conns, o.Gzip)
+	p("server flags: --ingestion-rate-bytes -1 --max-block-duration %s %s (other settings default)", o.MaxBlockDuration, strings.Join(o.ServerArgs, " "))
+	p("load average at start %.2f %.2f %.2f, at end %.2f %.2f %.2f", r.Env.LoadAvgStart[0], r.Env.LoadAvgStart[1], r.Env.LoadAvgStart[2], r.LoadAvgEnd[0], r.LoadAvgEnd[1], r.LoadAvgEnd[2])
+	p("")
+	if len(r.Runs) > 0 {
+		p("%-4s %12s %12s %10s %8s %9s %9s %8s %8s %7s %8s %s", "run", "e2e sp/CPUs", "win sp/CPUs", "spans/s", "srv CPU", "p50 ms", "p99 ms", "dropped", "peakRSS", "load1", "blocks", "cpu busy (window)")
+		for _, x := range r.Runs {
+			p("%-4d %12.0f %12.0f %10.0f %8.2f %9.2f %9.2f %8d %7.0fM %7.2f %8d %v", x.Run, x.SpansPerCPUSLifetime, x.SpansPerCPUSWindow, x.ThroughputSpansPerS,
+				x.ServerCPUShareWindow, x.Latency.P50ms, x.Latency.P99ms, x.Dropped, mb(float64(x.PeakRSSBytes)), x.LoadAvg1Max, x.Blocks, x.CPUBusyWindow)
+		}
+		m := r.Median
+		p("median: %.0f spans per server CPU-second end to end (%.0f in the %s window), %.0f spans/s, ack p50 %.2f ms, p99 %.2f ms (at saturation, %d in flight); dropped %d; max load1 %.2f",
+			m.SpansPerCPUSEndToEnd, m.SpansPerCPUSWindow, o.Duration, m.ThroughputSpansPerS, m.P50ms, m.P99ms, o.Concurrency, m.DroppedTotal, m.LoadAvg1Max)
+		p("  (e2e = accepted spans / whole-process CPU incl. the shutdown flush that stores them; srv CPU = server CPU-s per wall-s in the window)")
+		for _, x := range r.Runs {
+			if len(x.ClientErrors) > 0 {
+				p("run %d client errors: %v", x.Run, x.ClientErrors)
+			}
+			if x.PerfReport != "" {
+				p("run %d perf report: %s", x.Run, x.PerfReport)
+			}
+		}
+	}
+	if s := r.Sustained; s != nil {
+		p("sustained %.0f spans/s for %.0f s: acked %.0f spans/s; server CPU %.2f of a core (%.0f spans/CPU-s); CPU busy %v", s.TargetRate, s.LoadS, s.AchievedRate, s.ServerCPUShare, s.SpansPerCPUS, s.CPUBusy)
+		p("memory: peak RSS %.1f MB (VmHWM); RSS slope over the second half %.2f MB/min (Go heap in use %.2f MB/min); max RSS first half %.1f MB, second half %.1f MB",
+			mb(float64(s.PeakRSSBytes)), s.RSSSlopeMBPerMin, s.HeapSlopeMBPerMin, mb(float64(s.RSSMaxFirstHalf)), mb(float64(s.RSSMaxSecondHalf)))
+		p("flush: %d blocks, one every %.1f s (%.0f spans each); max flush lag %.1f s (limit %.0f s); max WAL %.1f MB, max head %.1f MB, max flush queue %.0f",
+			s.Blocks, s.MeanBlockInterval, s.MeanSpansPerBlock, s.MaxFlushLagS, s.FlushLagLimitS, mb(s.MaxWALBytes), mb(s.MaxHeadBytes), s.MaxFlushQueue)
+		p("ack latency: p50 %.2f ms, p90 %.2f ms, p99 %.2f ms, p99.9 %.2f ms, max %.2f ms over %d Exports (schedule latency p99 %.2f ms, dispatch behind at most %.3f s)",
+			s.Latency.P50ms, s.Latency.P90ms, s.Latency.P99ms, s.Latency.P999ms, s.Latency.Maxms, s.Latency.Requests, s.SchedLatency.P99ms, s.MaxBehindS)
+		p("dropped %d; load average 1-min mean %.2f, max %.2f", s.Dropped, s.LoadAvg1Mean, s.LoadAvg1Max)
+		if len(s.ClientErrors) > 0 {
+			p("client errors: %v", s.ClientErrors)
+		}
+	}
+	p("")
+	p("targets:")
+	for _, t := range r.Targets {
+		p("  %-4s %s: %s [goal %s]", t.Status, t.Name, t.Value, t.Goal)
+	}
+	return b.String()
+}
+
+func short(h string) string {
+	if len(h) > 12 {
+		return h[:12]
+	}
+	return h
+}
+
+func dirty(files []string) string {
+	if len(files) == 0 {
+		return ""
+	}
+	return fmt.Sprintf(" + %d uncommitted changes", len(files))
+}

@@ -1,0 +1,399 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"os"
+	"sort"
+	"time"
+)
+
+type sample struct {
+	T          float64 `json:"t_s"` // since the load started
+	Phase      string  `json:"phase"`
+	VmRSS      int64   `json:"vmrss_bytes"`
+	ProcRSS    float64 `json:"process_resident_memory_bytes"`
+	HeapInuse  float64 `json:"go_heap_inuse_bytes"`
+	WALBytes   float64 `json:"wal_bytes"`
+	HeadBytes  float64 `json:"head_bytes"`
+	FlushQueue float64 `json:"flush_queue_blocks"`
+	Blocks     float64 `json:"blocks_written"`
+	Accepted   float64 `json:"accepted_spans"`
+	Refused    float64 `json:"refused_spans"`
+	ServerCPU  float64 `json:"server_cpu_s"`
+	Acked      int64   `json:"client_acked_spans"`
+	Load1      float64 `json:"loadavg1"`
+}
+
+type blockLag struct {
+	At          float64 `json:"at_s"`
+	Spans       int64   `json:"spans"`
+	OldestLagS  float64 `json:"oldest_span_lag_s"` // ack of its oldest span -> stored
+	NewestLagS  float64 `json:"newest_span_lag_s"` // ack of its newest span -> stored
+	SinceLastS  float64 `json:"since_previous_block_s"`
+	StoreTimeS  string  `json:"store_duration"`
+	ParquetSize int64   `json:"bytes"`
+}
+
+type sustainedResult struct {
+	TargetRate        float64  `json:"target_rate_spans_per_s"`
+	AchievedRate      float64  `json:"achieved_rate_spans_per_s"`
+	LoadS             float64  `json:"load_s"`
+	MaxBlockDuration  string   `json:"max_block_duration"`
+	ServerCommand     []string `json:"server_command"`
+	ServerCPUsAllowed string   `json:"server_cpus_allowed"`
+	ServerGOMAXPROCS  float64  `json:"server_gomaxprocs"`
+
+	PeakRSSBytes        int64   `json:"peak_rss_bytes"`
+	PeakSampledRSSBytes int64   `json:"peak_sampled_rss_bytes"`
+	RSSSlopeMBPerMin    float64 `json:"rss_slope_second_half_mb_per_min"`
+	RSSMeanSecondHalf   float64 `json:"rss_mean_second_half_bytes"`
+	RSSMaxFirstHalf     int64   `json:"rss_max_first_half_bytes"`
+	RSSMaxSecondHalf    int64   `json:"rss_max_second_half_bytes"`
+	RSSGrowthSecondHalf float64 `json:"rss_projected_growth_second_half_bytes"`
+	HeapSlopeMBPerMin   float64 `json:"heap_inuse_slope_second_half_mb_per_min"`
+	FlatMemory          bool    `json:"flat_memory"`
+	FlatCriterion       string  `json:"flat_memory_criterion"`
+
+	MaxFlushLagS      float64    `json:"max_flush_lag_s"`
+	FlushLagLimitS    float64    `json:"flush_lag_limit_s"`
+	PendingAtEndS     float64    `json:"unflushed_age_at_end_s"`
+	Blocks            int        `json:"blocks_stored"`
+	MeanBlockInterval float64    `json:"mean_block_interval_s"`
+	MeanSpansPerBlock float64    `json:"mean_spans_per_block"`
+	MaxWALBytes       float64    `json:"max_wal_bytes"`
+	MaxHeadBytes      float64    `json:"max_head_bytes"`
+	MaxFlushQueue     float64    `json:"max_flush_queue_blocks"`
+	BlockLags         []blockLag `json:"block_lags"`
+
+	Latency      latencySummary `json:"ack_latency"`
+	SchedLatency latencySummary `json:"schedule_latency"`
+	MaxBehindS   float64        `json:"max_dispatch_behind_s"`
+
+	ClientAckedSpans     int64          `json:"client_acked_spans"`
+	AcceptedSpans        float64        `json:"accepted_spans"`
+	StoredSpans          int64          `json:"stored_spans"`
+	ClientFailedRequests int64          `json:"client_failed_requests"`
+	ClientFailedSpans    int64          `json:"client_failed_spans"`
+	PartialRejectedSpans int64          `json:"partial_rejected_spans"`
+	ServerRefusedSpans   float64        `json:"server_refused_spans"`
+	Dropped              int64          `json:"dropped_spans"`
+	ClientErrors         map[string]int `json:"client_errors,omitempty"`
+
+	LoadServerCPUS float64            `json:"server_cpu_s_during_load"`
+	ServerCPUShare float64            `json:"server_cpu_share_during_load"`
+	SpansPerCPUS   float64            `json:"spans_per_server_cpu_s_during_load"`
+	LifetimeCPUS   float64            `json:"lifetime_server_cpu_s"`
+	GeneratorCPUS  float64            `json:"generator_cpu_s"`
+	CPUBusy        map[string]float64 `json:"cpu_busy_during_load"`
+	LoadAvgStart   [3]float64         `json:"loadavg_start"`
+	LoadAvg1Max    float64            `json:"loadavg1_max"`
+	LoadAvg1Mean   float64            `json:"loadavg1_mean"`
+	Warnings       []string           `json:"server_warnings,omitempty"`
+	Samples        []sample           `json:"samples"`
+}
+
+func runSustained(ctx context.Context, o *options, c *corpusLoad, res *result) error {
+	dir, err := os.MkdirTemp("", "bench-ingest-run-")
+	if err != nil {
+		return err
+	}
+	s := &sustainedResult{TargetRate: o.Rate, MaxBlockDuration: o.MaxBlockDuration.String(), LoadAvgStart: loadAvg(),
+		FlushLagLimitS: 2 * o.MaxBlockDuration.Seconds()}
+	res.Sustained = s
+	srv, err := startServer(o.Tracectl, dir, o.ServerCPU, res.Env.Taskset, serverArgs(o))
+	if err != nil {
+		return err
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			srv.kill()
+			logf("run directory kept: %s", dir)
+		} else if !o.Keep {
+			os.RemoveAll(dir)
+		} else {
+			logf("run directory: %s", dir)
+		}
+	}()
+	s.ServerCommand = srv.args
+	if st, err := procStatus(srv.pid); err == nil {
+		s.ServerCPUsAllowed = st["Cpus_allowed_list"]
+	}
+	logf("sustained: server pid %d (CPUs %s), %.0f spans/s for %s, --max-block-duration %s, up to %d concurrent Exports",
+		srv.pid, s.ServerCPUsAllowed, o.Rate, o.Duration, o.MaxBlockDuration, o.Concurrency)
+
+	lg, err := newLoadGen(c, srv.grpcAddr, o.Conns, o.Gzip)
+	if err != nil {
+		return err
+	}
+	defer lg.close()
+	cpuStart, err := procCPU(srv.pid)
+	if err != nil {
+		return err
+	}
+	ct0, gen0 := cpuTimes(), selfCPU()
+	lg.runOpen(o.Concurrency, o.Rate)
+
+	var loadSum float64
+	var loadN int
+	takeSample := func(phase string) error {
+		m, err := scrape(ctx, srv.httpAddr)
+		if err != nil {
+			return err
+		}
+		sm := sample{T: round(time.Since(lg.start).Seconds(), 3), Phase: phase, ProcRSS: m["process_resident_memory_bytes"],
+			HeapInuse: m["go_memstats_heap_inuse_bytes"], WALBytes: m["tracectl_wal_bytes"], HeadBytes: m["tracectl_head_bytes"],
+			FlushQueue: m["tracectl_flush_queue_blocks"], Blocks: m["tracectl_blocks_written_total"],
+			Accepted: m["tracectl_receiver_accepted_spans_total"],
+			Refused:  m["tracectl_ingest_refused_spans_total"] + m["tracectl_receiver_refused_spans_total"],
+			Acked:    lg.ackedSpans.Load(), Load1: loadAvg()[0]}
+		if s.ServerGOMAXPROCS == 0 {
+			s.ServerGOMAXPROCS = m["go_sched_gomaxprocs_threads"]
+		}
+		if st, err := procStatus(srv.pid); err == nil {
+			sm.VmRSS = kbField(st, "VmRSS")
+		}
+		sm.ServerCPU, _ = procCPU(srv.pid)
+		sm.ServerCPU = round(sm.ServerCPU-cpuStart, 2)
+		s.Samples = append(s.Samples, sm)
+		loadSum += sm.Load1
+		loadN++
+		s.LoadAvg1Max = max(s.LoadAvg1Max, sm.Load1)
+		return nil
+	}
+
+	next := lg.start
+	lastLog := time.Now()
+	for time.Since(lg.start) < o.Duration {
+		next = next.Add(o.Sample)
+		if err := sleepCtx(ctx, time.Until(next)); err != nil {
+			lg.stop()
+			return err
+		}
+		if err := takeSample("load"); err != nil {
+			lg.stop()
+			return err
+		}
+		if time.Since(lastLog) >= 30*time.Second {
+			lastLog = time.Now()
+			sm := s.Samples[len(s.Samples)-1]
+			logf("t=%4.0fs acked %d spans (%.0f/s), RSS %.0f MB, WAL %.0f MB, head %.0f MB, queue %.0f, blocks %.0f, refused %.0f, load %.2f",
+				sm.T, sm.Acked, float64(sm.Acked)/sm.T, float64(sm.VmRSS)/(1<<20), sm.WALBytes/(1<<20), sm.HeadBytes/(1<<20),
+				sm.FlushQueue, sm.Blocks, sm.Refused, sm.Load1)
+		}
+	}
+	lg.stop()
+	loadEnd := time.Since(lg.start)
+	cpuLoadEnd, _ := procCPU(srv.pid)
+	ct1, gen1 := cpuTimes(), selfCPU()
+	s.LoadS = round(loadEnd.Seconds(), 3)
+	s.LoadServerCPUS = round(cpuLoadEnd-cpuStart, 2)
+	s.ServerCPUShare = round(s.LoadServerCPUS/loadEnd.Seconds(), 3)
+	s.CPUBusy = cpuBusy(ct0, ct1)
+	s.GeneratorCPUS = round(gen1-gen0, 2)
+	s.ClientAckedSpans = lg.ackedSpans.Load()
+	s.AchievedRate = round(float64(s.ClientAckedSpans)/loadEnd.Seconds(), 0)
+	if s.LoadServerCPUS > 0 {
+		s.SpansPerCPUS = round(float64(s.ClientAckedSpans)/s.LoadServerCPUS, 0)
+	}
+
+	// Drain: the last head is cut after --max-block-duration; wait for it
+	// so the flush lag of the last spans is measured too.
+	if o.Drain {
+		limit := time.Now().Add(2*o.MaxBlockDuration + time.Minute)
+		logf("load stopped after %s; waiting (at most %s) until every acknowledged span is stored", loadEnd.Round(time.Second), time.Until(limit).Round(time.Second))
+		for time.Now().Before(limit) {
+			var stored int64
+			for _, b := range srv.blockEvents() {
+				stored += b.Spans
+			}
+			if stored >= s.ClientAckedSpans {
+				break
+			}
+			if err := sleepCtx(ctx, o.Sample); err != nil {
+				return err
+			}
+			if err := takeSample("drain"); err != nil {
+				return err
+			}
+		}
+	}
+	obsEnd := time.Since(lg.start)
+	if loadN > 0 {
+		s.LoadAvg1Mean = round(loadSum/float64(loadN), 2)
+	}
+
+	mEnd, err := scrape(ctx, srv.httpAddr)
+	if err != nil {
+		return err
+	}
+	s.AcceptedSpans = mEnd["tracectl_receiver_accepted_spans_total"]
+	s.ServerRefusedSpans = mEnd["tracectl_ingest_refused_spans_total"] + mEnd["tracectl_receiver_refused_spans_total"]
+	if st, err := procStatus(srv.pid); err == nil {
+		s.PeakRSSBytes = kbField(st, "VmHWM")
+	}
+	blocks := srv.blockEvents()
+	life, err := srv.stop(2 * time.Minute)
+	if err != nil {
+		return err
+	}
+	s.LifetimeCPUS = round(life, 2)
+	s.Warnings = srv.warningLines()
+	for _, b := range srv.blockEvents() {
+		s.StoredSpans += b.Spans
+	}
+	s.ClientFailedRequests, s.ClientFailedSpans = lg.failedReqs.Load(), lg.failedSpans.Load()
+	s.PartialRejectedSpans = lg.rejectedSpans.Load()
+	s.ClientErrors = lg.errorCounts()
+	s.Dropped = s.ClientFailedSpans + s.PartialRejectedSpans + int64(s.ServerRefusedSpans)
+	s.MaxBehindS = round(time.Duration(lg.maxBehind.Load()).Seconds(), 3)
+
+	acks := lg.snapshotAcks()
+	s.Latency = ackLatency(acks, 0, loadEnd+time.Minute, false)
+	s.SchedLatency = ackLatency(acks, 0, loadEnd+time.Minute, true)
+
+	// Memory.
+	half := o.Duration.Seconds() / 2
+	var xs, ys, hs []float64
+	for _, sm := range s.Samples {
+		s.PeakSampledRSSBytes = max(s.PeakSampledRSSBytes, sm.VmRSS)
+		s.MaxWALBytes = max(s.MaxWALBytes, sm.WALBytes)
+		s.MaxHeadBytes = max(s.MaxHeadBytes, sm.HeadBytes)
+		s.MaxFlushQueue = max(s.MaxFlushQueue, sm.FlushQueue)
+		if sm.Phase != "load" {
+			continue
+		}
+		if sm.T < half {
+			s.RSSMaxFirstHalf = max(s.RSSMaxFirstHalf, sm.VmRSS)
+			continue
+		}
+		s.RSSMaxSecondHalf = max(s.RSSMaxSecondHalf, sm.VmRSS)
+		xs = append(xs, sm.T/60)
+		ys = append(ys, float64(sm.VmRSS))
+		hs = append(hs, sm.HeapInuse)
+	}
+	s.PeakRSSBytes = max(s.PeakRSSBytes, s.PeakSampledRSSBytes)
+	slope, mean := linreg(xs, ys)
+	hslope, _ := linreg(xs, hs)
+	s.RSSSlopeMBPerMin = round(slope/(1<<20), 3)
+	s.HeapSlopeMBPerMin = round(hslope/(1<<20), 3)
+	s.RSSMeanSecondHalf = round(mean, 0)
+	s.RSSGrowthSecondHalf = round(slope*half/60, 0)
+	s.FlatCriterion = "RSS growth projected over the second half of the load (least-squares slope x duration/2) within 5% of the second half's mean RSS"
+	s.FlatMemory = len(xs) >= 3 && math.Abs(s.RSSGrowthSecondHalf) <= 0.05*mean
+
+	// Flush lag from the server's "block stored" log lines and the client's
+	// acks: blocks are stored in cut order and hold the spans acked since
+	// the previous cut, so block j holds acked spans S(j-1)+1 .. S(j).
+	s.BlockLags, s.PendingAtEndS = flushLags(acks, blocks, lg.start, obsEnd)
+	s.Blocks = len(blocks)
+	var loadBlocks int
+	var sumSpans int64
+	for _, b := range s.BlockLags {
+		s.MaxFlushLagS = max(s.MaxFlushLagS, b.OldestLagS)
+		if b.At <= loadEnd.Seconds() {
+			loadBlocks++
+			sumSpans += b.Spans
+		}
+	}
+	s.MaxFlushLagS = max(s.MaxFlushLagS, s.PendingAtEndS)
+	if loadBlocks > 0 {
+		s.MeanBlockInterval = round(loadEnd.Seconds()/float64(loadBlocks), 2)
+		s.MeanSpansPerBlock = round(float64(sumSpans)/float64(loadBlocks), 0)
+	}
+
+	res.Targets = append(res.Targets,
+		target{Name: "rate sustained", Goal: fmt.Sprintf("%.0f spans/s for %s", o.Rate, o.Duration),
+			Value:  fmt.Sprintf("%.0f spans/s acked (%.1f%%), dispatch fell behind by at most %.2f s", s.AchievedRate, 100*s.AchievedRate/o.Rate, s.MaxBehindS),
+			Status: passMiss(s.AchievedRate >= 0.99*o.Rate)},
+		target{Name: "no dropped spans", Goal: "0 refused, failed or partially rejected spans",
+			Value: fmt.Sprintf("%d dropped (client failed %d, partial %d, server refused %.0f); stored %d of %d acked", s.Dropped,
+				s.ClientFailedSpans, s.PartialRejectedSpans, s.ServerRefusedSpans, s.StoredSpans, s.ClientAckedSpans),
+			Status: passMiss(s.Dropped == 0 && s.StoredSpans == s.ClientAckedSpans)},
+		target{Name: "peak RSS", Goal: fmt.Sprintf("<= %.0f MB", float64(o.MaxRSS)/(1<<20)),
+			Value: fmt.Sprintf("%.1f MB (VmHWM)", mb(float64(s.PeakRSSBytes))), Status: passMiss(s.PeakRSSBytes <= o.MaxRSS)},
+		target{Name: "flat memory", Goal: s.FlatCriterion,
+			Value: fmt.Sprintf("slope %.2f MB/min over the second half (projected %+.1f MB on a mean of %.1f MB); max RSS first half %.1f MB, second half %.1f MB",
+				s.RSSSlopeMBPerMin, mb(s.RSSGrowthSecondHalf), mb(s.RSSMeanSecondHalf), mb(float64(s.RSSMaxFirstHalf)), mb(float64(s.RSSMaxSecondHalf))),
+			Status: passMiss(s.FlatMemory)},
+		target{Name: "flush lag", Goal: fmt.Sprintf("<= 2 x --max-block-duration = %.0f s", s.FlushLagLimitS),
+			Value:  fmt.Sprintf("max %.1f s over %d blocks (unflushed age at the end %.1f s)", s.MaxFlushLagS, s.Blocks, s.PendingAtEndS),
+			Status: passMiss(s.MaxFlushLagS <= s.FlushLagLimitS && (o.Drain || s.PendingAtEndS == 0)),
+			Note:   "lag = time from the ack of a block's oldest span to the server's \"block stored\" log line"},
+	)
+	ok = true
+	return nil
+}
+
+// flushLags matches stored blocks (in order) to the client's acks (in ack
+// order). It returns per-block lags and the age of the oldest acked span
+// not in a stored block at obsEnd (0 when everything is stored).
+func flushLags(acks []ackRec, blocks []blockEvent, start time.Time, obsEnd time.Duration) ([]blockLag, float64) {
+	sort.Slice(acks, func(i, j int) bool { return acks[i].at < acks[j].at })
+	cum := make([]int64, len(acks))
+	var total int64
+	for i, a := range acks {
+		total += int64(a.spans)
+		cum[i] = total
+	}
+	ackOf := func(k int64) (int64, bool) { // ack time of the k-th span (1-based)
+		i := sort.Search(len(cum), func(i int) bool { return cum[i] >= k })
+		if i == len(cum) {
+			return 0, false
+		}
+		return acks[i].at, true
+	}
+	sort.SliceStable(blocks, func(i, j int) bool { return blocks[i].At.Before(blocks[j].At) })
+	var out []blockLag
+	var stored int64
+	var prevAt float64
+	for _, b := range blocks {
+		at := b.At.Sub(start)
+		bl := blockLag{At: round(at.Seconds(), 3), Spans: b.Spans, StoreTimeS: b.Duration, ParquetSize: b.Bytes,
+			SinceLastS: round(at.Seconds()-prevAt, 3)}
+		prevAt = at.Seconds()
+		if first, ok := ackOf(stored + 1); ok {
+			bl.OldestLagS = round((at - time.Duration(first)).Seconds(), 3)
+		}
+		if last, ok := ackOf(stored + b.Spans); ok {
+			bl.NewestLagS = round((at - time.Duration(last)).Seconds(), 3)
+		}
+		stored += b.Spans
+		out = append(out, bl)
+	}
+	var pending float64
+	if stored < total {
+		if first, ok := ackOf(stored + 1); ok {
+			pending = round((obsEnd - time.Duration(first)).Seconds(), 3)
+		}
+	}
+	return out, pending
+}
+
+// linreg returns the least-squares slope of ys over xs and the mean of ys.
+func linreg(xs, ys []float64) (slope, mean float64) {
+	n := float64(len(xs))
+	if n < 2 {
+		if n == 1 {
+			return 0, ys[0]
+		}
+		return 0, 0
+	}
+	var sx, sy float64
+	for i := range xs {
+		sx += xs[i]
+		sy += ys[i]
+	}
+	mx, my := sx/n, sy/n
+	var num, den float64
+	for i := range xs {
+		num += (xs[i] - mx) * (ys[i] - my)
+		den += (xs[i] - mx) * (xs[i] - mx)
+	}
+	if den == 0 {
+		return 0, my
+	}
+	return num / den, my
+}
