@@ -29,6 +29,8 @@ type FindOptions struct {
 	Start, End time.Time
 	// Concurrency bounds blocks read at once (default 8).
 	Concurrency int
+	// Blooms, when set, caches bloom shards across lookups.
+	Blooms *BloomCache
 }
 
 // FindStats tells what a lookup did, for metrics and benchmarks.
@@ -87,14 +89,8 @@ func FindTrace(ctx context.Context, b *storage.Bucket, metas []*block.Meta, id b
 			defer func() { <-sem }()
 			p := &parts[i]
 			shard := block.BloomShardOf(id, int(max(m.BloomShards, 1)))
-			key := block.BloomKey(m.TenantID, m.BlockID, shard)
-			data, err := b.Read(ctx, key)
-			if err != nil {
-				p.problem = &Problem{Tenant: m.TenantID, BlockID: m.BlockID.String(), Object: block.BloomName(shard), Err: err}
-				return
-			}
-			p.bytes += int64(len(data))
-			bf, err := block.ParseBloomShard(key, data)
+			bf, n, err := loadBloom(ctx, b, opts.Blooms, m, shard)
+			p.bytes += n
 			if err != nil {
 				p.problem = &Problem{Tenant: m.TenantID, BlockID: m.BlockID.String(), Object: block.BloomName(shard), Err: err}
 				return
@@ -150,6 +146,30 @@ func FindTrace(ctx context.Context, b *storage.Bucket, metas []*block.Meta, id b
 		res.Trace = Combine(found...)
 	}
 	return res, nil
+}
+
+// loadBloom returns a block's bloom shard from the cache or the bucket,
+// with the bytes read.
+func loadBloom(ctx context.Context, b *storage.Bucket, cache *BloomCache, m *block.Meta, shard int) (*block.BloomShard, int64, error) {
+	k := bloomKey{m.TenantID, m.BlockID, shard}
+	if cache != nil {
+		if s := cache.get(k); s != nil {
+			return s, 0, nil
+		}
+	}
+	key := block.BloomKey(m.TenantID, m.BlockID, shard)
+	data, err := b.Read(ctx, key)
+	if err != nil {
+		return nil, 0, err
+	}
+	s, err := block.ParseBloomShard(key, data)
+	if err != nil {
+		return nil, int64(len(data)), err
+	}
+	if cache != nil {
+		cache.put(k, s, int64(len(data)))
+	}
+	return s, int64(len(data)), nil
 }
 
 // spanKey identifies a span for de-duplication across parts of a trace:

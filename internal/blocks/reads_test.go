@@ -76,3 +76,34 @@ func TestFindTraceObjectReads(t *testing.T) {
 		t.Errorf("absent trace: %d reads, %d bloom negatives; want 3 and 3", reads, res.Stats.BloomNegatives)
 	}
 }
+
+// TestBloomCache: with a cache, a repeated lookup reads no bloom shard, and
+// the cache stays within its size.
+func TestBloomCache(t *testing.T) {
+	ctx := context.Background()
+	b, _ := copyFixtureBucket(t, "vparquet4")
+	l, _ := List(ctx, b, block.DefaultTenant, ListOptions{})
+	var metas []*block.Meta
+	for _, bi := range l.Blocks {
+		metas = append(metas, bi.Meta)
+	}
+	cache := NewBloomCache(1 << 20)
+	id, _ := block.ParseTraceID(otlptest.IDOf("P00"))
+	res, err := FindTrace(ctx, b, metas, id, FindOptions{Blooms: cache})
+	if err != nil || !res.Found || cache.Len() != 3 {
+		t.Fatalf("first lookup: found=%v err=%v cached=%d", res.Found, err, cache.Len())
+	}
+	before := b.Requests()
+	res, err = FindTrace(ctx, b, metas, block.TraceID{9, 9}, FindOptions{Blooms: cache})
+	if err != nil || res.Found {
+		t.Fatal(err)
+	}
+	if reads := b.Requests() - before; reads != 0 {
+		t.Errorf("absent trace with warm bloom cache: %d reads, want 0", reads)
+	}
+	small := NewBloomCache(150_000) // room for one shard
+	FindTrace(ctx, b, metas, id, FindOptions{Blooms: small})
+	if small.Len() != 1 {
+		t.Errorf("cache of one shard's size holds %d", small.Len())
+	}
+}
