@@ -65,10 +65,10 @@ type BlockWriter struct {
 
 	out     *storage.Writer
 	tail    tailWriter
-	pw      *parquet.GenericWriter[*Trace]
+	pw      *parquet.GenericWriter[Trace]
 	asm     *assembler
-	batch   []*Trace // rows built but not yet handed to the parquet writer
-	rows    []Trace  // backing rows of batch, reused
+	rows    []Trace // rows built but not yet handed to the parquet writer: rows[:nbatch]
+	nbatch  int
 	pending bool
 
 	bloom *block.Bloom
@@ -124,9 +124,8 @@ func NewBlockWriter(ctx context.Context, bucket *storage.Bucket, cfg WriterConfi
 	}
 	w.out = out
 	w.tail.w = out
-	w.pw = parquet.NewGenericWriter[*Trace](&w.tail, writerOptions()...)
+	w.pw = parquet.NewGenericWriter[Trace](&w.tail, writerOptions()...)
 	w.rows = make([]Trace, writeBatch)
-	w.batch = make([]*Trace, 0, writeBatch)
 	return w, nil
 }
 
@@ -201,14 +200,14 @@ func (w *BlockWriter) fail(err error) error {
 // row group when the budget is reached.
 func (w *BlockWriter) flushTrace() error {
 	w.pending = false
-	row := &w.rows[len(w.batch)]
-	if len(w.batch) == 0 {
+	row := &w.rows[w.nbatch]
+	if w.nbatch == 0 {
 		w.asm.arena.reset() // the arena backs every row of a batch
 	}
 	if !w.asm.build(row) {
 		return nil
 	}
-	w.batch = append(w.batch, row)
+	w.nbatch++
 	id := w.asm.id
 	w.traces++
 	w.lastID = id
@@ -224,7 +223,7 @@ func (w *BlockWriter) flushTrace() error {
 	if w.rgBytes >= w.cfg.RowGroupBytes {
 		return w.cutRowGroup()
 	}
-	if len(w.batch) == cap(w.batch) {
+	if w.nbatch == len(w.rows) {
 		return w.writeBatch()
 	}
 	return nil
@@ -232,13 +231,13 @@ func (w *BlockWriter) flushTrace() error {
 
 // writeBatch hands the built rows to the parquet writer.
 func (w *BlockWriter) writeBatch() error {
-	if len(w.batch) == 0 {
+	if w.nbatch == 0 {
 		return nil
 	}
-	if _, err := w.pw.Write(w.batch); err != nil {
+	if _, err := w.pw.Write(w.rows[:w.nbatch]); err != nil {
 		return w.fail(err)
 	}
-	w.batch = w.batch[:0]
+	w.nbatch = 0
 	return nil
 }
 
