@@ -432,3 +432,96 @@ func TestMayContainFixture(t *testing.T) {
 		t.Errorf("missing shard: %v", err)
 	}
 }
+
+// TestBuildTenantIndexFixture rebuilds the compacted bucket's tenant index
+// from its blocks and compares it with Tempo's (compactedTime aside: git
+// does not keep the file times it comes from).
+func TestBuildTenantIndexFixture(t *testing.T) {
+	ctx := context.Background()
+	dir := testfix.Path(t, "tempo", "vparquet4-compacted")
+	b, err := storage.Open(ctx, "file://"+filepath.ToSlash(dir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	got, err := BuildTenantIndex(ctx, b, DefaultTenant, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := ReadTenantIndex(ctx, b, DefaultTenant)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got.Meta) != len(want.Meta) || len(got.Compacted) != len(want.Compacted) {
+		t.Fatalf("built %d live + %d compacted, Tempo's index %d + %d", len(got.Meta), len(got.Compacted), len(want.Meta), len(want.Compacted))
+	}
+	for i := range want.Meta {
+		g, _ := got.Meta[i].MarshalJSON()
+		w, _ := want.Meta[i].MarshalJSON()
+		if !bytes.Equal(g, w) {
+			t.Errorf("live %d:\n got %s\nwant %s", i, g, w)
+		}
+	}
+	for i := range want.Compacted {
+		g, _ := got.Compacted[i].Meta.MarshalJSON()
+		w, _ := want.Compacted[i].Meta.MarshalJSON()
+		if !bytes.Equal(g, w) || got.Compacted[i].CompactedTime.IsZero() {
+			t.Errorf("compacted %d:\n got %s\nwant %s", i, g, w)
+		}
+	}
+}
+
+func TestMarkCompactedAndNoCompact(t *testing.T) {
+	ctx := context.Background()
+	b, err := storage.Open(ctx, "mem://")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	m := &Meta{Format: FormatVParquet4, BlockID: uuid.New(), TenantID: "t1", TotalObjects: 1, ReplicationFactor: 1}
+	if err := WriteNoCompact(ctx, b, m.TenantID, m.BlockID); err != nil {
+		t.Fatal(err)
+	}
+	if err := WriteMeta(ctx, b, m); err != nil {
+		t.Fatal(err)
+	}
+	// A directory without any meta (a block being written) is left out.
+	if err := b.Write(ctx, DataKey("t1", uuid.New()), []byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	ti, err := BuildTenantIndex(ctx, b, "t1", time.Now())
+	if err != nil || len(ti.Meta) != 1 || len(ti.Compacted) != 0 {
+		t.Fatalf("before: %+v, %v", ti, err)
+	}
+	if ok, _ := b.Exists(ctx, NoCompactKey("t1", m.BlockID)); !ok {
+		t.Error("nocompact.flg missing")
+	}
+	if err := MarkCompacted(ctx, b, m.TenantID, m.BlockID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ReadMeta(ctx, b, m.TenantID, m.BlockID); !errors.Is(err, storage.ErrNotFound) {
+		t.Errorf("meta.json still readable: %v", err)
+	}
+	ti, err = BuildTenantIndex(ctx, b, "t1", time.Now())
+	if err != nil || len(ti.Meta) != 0 || len(ti.Compacted) != 1 || ti.Compacted[0].BlockID != m.BlockID {
+		t.Fatalf("after: %+v, %v", ti, err)
+	}
+	// Written and read back through the bucket.
+	if err := WriteTenantIndex(ctx, b, "t1", ti); err != nil {
+		t.Fatal(err)
+	}
+	back, err := ReadTenantIndex(ctx, b, "t1")
+	if err != nil || len(back.Compacted) != 1 || !back.Compacted[0].CompactedTime.Equal(ti.Compacted[0].CompactedTime) {
+		t.Errorf("read back %+v, %v", back, err)
+	}
+	// Without the protobuf object, the JSON one is read.
+	if err := b.Delete(ctx, TenantIndexProtoKey("t1")); err != nil {
+		t.Fatal(err)
+	}
+	if back, err := ReadTenantIndex(ctx, b, "t1"); err != nil || len(back.Compacted) != 1 {
+		t.Errorf("JSON fallback: %+v, %v", back, err)
+	}
+	if _, err := ReadTenantIndex(ctx, b, "nobody"); !errors.Is(err, storage.ErrNotFound) {
+		t.Errorf("missing index: %v", err)
+	}
+}

@@ -576,9 +576,12 @@ func TestCorruptInput(t *testing.T) {
 	ctx := context.Background()
 	c := otlptest.LoadCorpus(t)
 	b := memBucket(t)
-	m, err := WriteBlock(ctx, b, WriterConfig{}, c.Lines...)
+	m, err := WriteBlock(ctx, b, WriterConfig{NoCompact: true}, c.Lines...)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if ok, _ := b.Exists(ctx, block.NoCompactKey(m.TenantID, m.BlockID)); !ok {
+		t.Error("NoCompact: nocompact.flg not written")
 	}
 	data, _ := b.Read(ctx, block.DataKey(m.TenantID, m.BlockID))
 	someID, _ := block.ParseTraceID(c.IDs[3])

@@ -50,6 +50,9 @@ type WriterConfig struct {
 	// skipped, as Tempo does when it compacts (repeats inside one part are
 	// kept). When false (ingest), every span sent is stored, as Tempo does.
 	DropDuplicateSpans bool
+	// NoCompact writes nocompact.flg (before meta.json): Tempo's compactors
+	// then leave the block alone.
+	NoCompact bool
 }
 
 // BlockWriter streams one vParquet4 block into a bucket. Traces must come
@@ -324,6 +327,11 @@ func (w *BlockWriter) Close() (*block.Meta, error) {
 	}
 	if err := w.bucket.Write(w.ctx, block.IndexKey(m.TenantID, m.BlockID), EncodeIndex(w.rgLastIDs)); err != nil {
 		return nil, fmt.Errorf("block %s: %w", m, err)
+	}
+	if w.cfg.NoCompact {
+		if err := block.WriteNoCompact(w.ctx, w.bucket, m.TenantID, m.BlockID); err != nil {
+			return nil, fmt.Errorf("block %s: %w", m, err)
+		}
 	}
 	if err := block.WriteMeta(w.ctx, w.bucket, m); err != nil {
 		return nil, fmt.Errorf("block %s: %w", m, err)
