@@ -23,7 +23,7 @@ func assignNestedSet(tr *Trace, scratch *nestedScratch) {
 	// numbering is left at zero.
 	byID := scratch.byID
 	if byID == nil {
-		byID = map[string][2]int32{}
+		byID = map[idKey][2]int32{}
 		scratch.byID = byID
 	}
 	clear(byID)
@@ -32,13 +32,14 @@ func assignNestedSet(tr *Trace, scratch *nestedScratch) {
 		if len(sp.ParentSpanID) == 0 {
 			hasTop = true
 		}
-		e, ok := byID[string(sp.SpanID)]
+		k := keyOf(sp.SpanID)
+		e, ok := byID[k]
 		switch {
 		case !ok:
-			byID[string(sp.SpanID)] = [2]int32{int32(i), -1}
+			byID[k] = [2]int32{int32(i), -1}
 		case e[1] < 0:
 			e[1] = int32(i)
-			byID[string(sp.SpanID)] = e
+			byID[k] = e
 		default:
 			return
 		}
@@ -60,7 +61,7 @@ func assignNestedSet(tr *Trace, scratch *nestedScratch) {
 		if len(sp.ParentSpanID) == 0 {
 			continue
 		}
-		e, ok := byID[string(sp.ParentSpanID)]
+		e, ok := byID[keyOf(sp.ParentSpanID)]
 		if !ok {
 			continue
 		}
@@ -132,7 +133,7 @@ func pickParent(spans []*Span, e [2]int32, childKind int64) int32 {
 
 type nestedScratch struct {
 	spans             []*Span
-	byID              map[string][2]int32
+	byID              map[idKey][2]int32
 	first, last, next []int32
 	stack             []frame
 }
@@ -142,4 +143,17 @@ func resize(s []int32, n int) []int32 {
 		return make([]int32, n)
 	}
 	return s[:n]
+}
+
+// idKey is a span ID as a map key without allocating: up to 16 bytes and
+// the length (IDs are 8 bytes; longer ones from foreign files are cut).
+type idKey struct {
+	b [16]byte
+	n uint8
+}
+
+func keyOf(id []byte) idKey {
+	var k idKey
+	k.n = uint8(copy(k.b[:], id))
+	return k
 }
