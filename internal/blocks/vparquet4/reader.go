@@ -23,8 +23,13 @@ import (
 // FindTraceByID and Iterate; larger row groups are read chunk by chunk.
 const MaxPrefetchBytes = 64 << 20
 
-// Block reads one vParquet4 block. It is safe for concurrent use; each
-// call opens its own readers.
+// Block reads one vParquet4 block. It is safe for concurrent use: each
+// call works on its own opened file (parsed footers are pooled and reused,
+// each use with a fresh bucket reader bound to the caller's context).
+// Prefetched row groups are validated before parquet-go decodes them, so a
+// damaged file gives an error, not a huge allocation or a panic; row
+// groups above MaxPrefetchBytes are read through parquet-go directly and
+// get only its own checks (and a recover).
 type Block struct {
 	bucket *storage.Bucket
 	meta   *block.Meta
