@@ -42,22 +42,23 @@ func main() {
 		latency       = flag.Duration("latency", 50*time.Millisecond, "latency added before every object read in the second measurement")
 		latLookups    = flag.Int("latency-lookups", 200, "lookups in the latency measurement")
 		out           = flag.String("json", "", "write results as JSON to this file")
+		rowGroupBytes = flag.Int("row-group-bytes", 0, "writer row-group budget (0: the writer's default)")
 	)
 	flag.Parse()
 	ctx := context.Background()
-	shape := fmt.Sprintf("%d-%d-%d", *spans, *nblocks, *spansPerTrace)
+	shape := fmt.Sprintf("%d-%d-%d-rg%d", *spans, *nblocks, *spansPerTrace, *rowGroupBytes)
 	bucketDir := filepath.Join(*dir, shape)
 	b, err := storage.Open(ctx, "file://"+bucketDir)
 	check(err)
 	defer b.Close()
 
-	res := map[string]any{"spans": *spans, "blocks": *nblocks, "spansPerTrace": *spansPerTrace, "goVersion": runtime.Version(), "cpus": runtime.NumCPU()}
+	res := map[string]any{"rowGroupBytes": *rowGroupBytes, "spans": *spans, "blocks": *nblocks, "spansPerTrace": *spansPerTrace, "goVersion": runtime.Version(), "cpus": runtime.NumCPU()}
 	idsFile := filepath.Join(bucketDir, "ids.bin")
 	ids := readIDs(idsFile)
 	if ids == nil {
 		fmt.Printf("writing %d spans in %d blocks to %s ...\n", *spans, *nblocks, bucketDir)
 		var st writeStats
-		ids, st = write(ctx, b, *spans, *nblocks, *spansPerTrace)
+		ids, st = write(ctx, b, *spans, *nblocks, *spansPerTrace, *rowGroupBytes)
 		writeIDs(idsFile, ids)
 		fmt.Printf("wrote %d spans in %s wall, %.1f CPU-s: %.0f spans per CPU-second, %.1f bytes per span\n",
 			st.spans, st.wall.Round(time.Millisecond), st.cpu.Seconds(), float64(st.spans)/st.cpu.Seconds(), float64(st.bytes)/float64(st.spans))
@@ -145,7 +146,7 @@ type writeStats struct {
 }
 
 // write fills the bucket and returns a sample of the stored trace IDs.
-func write(ctx context.Context, b *storage.Bucket, spans, nblocks, perTrace int) ([]block.TraceID, writeStats) {
+func write(ctx context.Context, b *storage.Bucket, spans, nblocks, perTrace, rowGroupBytes int) ([]block.TraceID, writeStats) {
 	rng := rand.New(rand.NewPCG(7, 11))
 	tracesPerBlock := spans / perTrace / nblocks
 	var st writeStats
@@ -160,7 +161,7 @@ func write(ctx context.Context, b *storage.Bucket, spans, nblocks, perTrace int)
 			binary.BigEndian.PutUint64(ids[i][8:], rng.Uint64())
 		}
 		slices.SortFunc(ids, func(a, b block.TraceID) int { return a.Compare(b) })
-		w, err := vparquet4.NewBlockWriter(ctx, b, vparquet4.WriterConfig{ExpectedTraces: len(ids)})
+		w, err := vparquet4.NewBlockWriter(ctx, b, vparquet4.WriterConfig{ExpectedTraces: len(ids), RowGroupBytes: rowGroupBytes})
 		check(err)
 		blockStart := base.Add(time.Duration(bi) * time.Hour)
 		for i, id := range ids {
