@@ -3,8 +3,11 @@ package storage_test
 import (
 	"context"
 	"errors"
+	"net"
+	"os"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
 
 	"github.com/tracectl/tracectl/internal/storage"
@@ -57,5 +60,27 @@ func TestHookAndRequestCount(t *testing.T) {
 	b.SetHook(nil)
 	if _, err := b.Read(ctx, "t/x"); err != nil {
 		t.Errorf("after removing the hook: %v", err)
+	}
+}
+
+// TestBrokenConnectionIsUnavailable: a peer that goes away mid-request
+// (broken pipe, connection reset) is "unavailable", i.e. retryable.
+func TestBrokenConnectionIsUnavailable(t *testing.T) {
+	ctx := context.Background()
+	b, err := storage.Open(ctx, "mem://")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	for _, injected := range []error{
+		&net.OpError{Op: "write", Net: "tcp", Err: os.NewSyscallError("write", syscall.EPIPE)},
+		&net.OpError{Op: "read", Net: "tcp", Err: os.NewSyscallError("read", syscall.ECONNRESET)},
+		errors.New("write tcp 127.0.0.1:1->127.0.0.1:2: write: broken pipe"),
+		&net.OpError{Op: "write", Net: "tcp", Err: net.ErrClosed},
+	} {
+		b.SetHook(func(context.Context, string, string) error { return injected })
+		if err := b.Write(ctx, "k", []byte("v")); !errors.Is(err, storage.ErrUnavailable) {
+			t.Errorf("%v: got %v, want unavailable", injected, err)
+		}
 	}
 }
