@@ -266,9 +266,11 @@ func runServe(ctx context.Context, g *globalOptions, o *serveOptions) error {
 		_ = srv.Shutdown(context.Background())
 		return fmt.Errorf("starting receivers: %w; is another program using the port? pick another endpoint or switch the receiver off", err)
 	}
+	// Ready before the log line says so: scripts wait for the line and
+	// then ask /ready.
+	ready.Store(true)
 	log.Info("tracectl serve ready", "storage", b.String(), "tenant_mode", tenantMode(rc.MultiTenancy), "wal", o.WALDir,
 		"http", api.addr, "version", version)
-	ready.Store(true)
 
 	<-ctx.Done()
 	log.Info("shutting down: no new requests, storing what is held")
