@@ -11,7 +11,6 @@ package vparquet5
 import (
 	"context"
 	"fmt"
-	"iter"
 
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/ptrace"
@@ -27,157 +26,27 @@ const (
 	maxIntSlots    = 5
 )
 
-// Block reads one vParquet5 block. It is safe for concurrent use; parsed footers
-// are reused across calls (see pqread.DataFile).
+// Block reads one vParquet5 block. It is safe for concurrent use. Trace by
+// ID, iteration and OTLP conversion come from pqread.Reader; this package
+// supplies what vParquet5 rows mean.
 type Block struct {
-	bucket *storage.Bucket
-	meta   *block.Meta
-	data   *pqread.DataFile
-	slots  map[string][]pqread.Slot // by scope: resource, span, event
+	*pqread.Reader
+	slots map[string][]pqread.Slot // dedicated columns by scope
 }
 
-// Trace is one row of a block: its trace-level columns and the trace
-// converted to OTLP (the row's buffers do not outlive the iteration step,
-// so conversion cannot wait). The field names are those of the columns.
-type Trace struct {
-	TraceID           []byte // as stored; see ID
-	TraceIDText       string
-	StartTimeUnixNano uint64
-	EndTimeUnixNano   uint64
-	DurationNano      uint64
-	RootServiceName   string
-	RootSpanName      string
-
-	otlp    ptrace.Traces // every stored span
-	repeats bool          // otlp holds repeats of a span ID + kind
-}
-
-// ID returns the row's trace ID (left-padded to 16 bytes).
-func (tr *Trace) ID() block.TraceID {
-	id, _ := block.TraceIDFromBytes(tr.TraceID)
-	return id
-}
-
-// SpanCount is the number of spans stored in the row, repeats included.
-func (tr *Trace) SpanCount() int { return tr.otlp.SpanCount() }
+// Trace is one row of a block (see pqread.Trace).
+type Trace = pqread.Trace
 
 // OpenBlock prepares reading the block meta describes from bucket. It does
 // no I/O; errors (missing objects, a meta of another format) surface from
 // the reading methods.
 func OpenBlock(_ context.Context, bucket *storage.Bucket, meta *block.Meta) *Block {
-	b := &Block{bucket: bucket, meta: meta, data: pqread.NewDataFile(bucket, *meta), slots: map[string][]pqread.Slot{}}
+	b := &Block{slots: map[string][]pqread.Slot{}}
 	for _, scope := range []string{block.ScopeResource, block.ScopeSpan, block.ScopeEvent} {
 		b.slots[scope] = pqread.Slots(meta.DedicatedColumns, scope, true, maxStringSlots, maxIntSlots)
 	}
+	b.Reader = pqread.NewReader(bucket, meta, block.FormatVParquet5, b.convertRow)
 	return b
-}
-
-// Meta is the block's meta.
-func (b *Block) Meta() *block.Meta { return b.meta }
-
-func (b *Block) checkFormat() error {
-	if b.meta.Format != block.FormatVParquet5 {
-		return fmt.Errorf("block %s is %q, not %s", b.meta.String(), b.meta.Format, block.FormatVParquet5)
-	}
-	return nil
-}
-
-// FindTraceByID returns the trace with id and true, or false when the
-// block does not hold it. It reads the footer and the one row group whose
-// TraceID statistics admit id (two object reads when the row group is at
-// most pqread.MaxPrefetchBytes). The caller is expected to have consulted
-// the bloom filter (MayContain, block.MayContain). Repeats of a span ID +
-// kind within the row are dropped. Errors name the block and the object.
-func (b *Block) FindTraceByID(ctx context.Context, id block.TraceID) (ptrace.Traces, bool, error) {
-	if err := b.checkFormat(); err != nil {
-		return ptrace.Traces{}, false, err
-	}
-	var tr *Trace
-	found, err := b.data.FindRow(ctx, id, func(g *pqread.Group) error {
-		var err error
-		tr, err = b.convert(g)
-		if err == nil && tr.ID() != id {
-			err = b.data.Errorf(b.data.Key(), "looked up trace %s, row holds %s", id, tr.ID())
-		}
-		return err
-	})
-	if err != nil || !found {
-		return ptrace.Traces{}, false, err
-	}
-	td, _ := b.OTLP(tr)
-	return td, true, nil
-}
-
-// MayContain tests the block's bloom filter shard for id (see
-// block.MayContain): false means the block certainly does not hold it.
-func (b *Block) MayContain(ctx context.Context, id block.TraceID) (bool, error) {
-	return block.MayContain(ctx, b.bucket, b.meta, id)
-}
-
-// Iterate yields every row of the block in trace ID order, fetching one
-// row group at a time (one request per row group up to
-// pqread.MaxPrefetchBytes). The rows are the caller's to keep; OTLP gives
-// their traces. The sequence stops after the first error.
-func (b *Block) Iterate(ctx context.Context) iter.Seq2[*Trace, error] {
-	return func(yield func(*Trace, error) bool) {
-		if err := b.checkFormat(); err != nil {
-			yield(nil, err)
-			return
-		}
-		for g, err := range b.data.Rows(ctx) {
-			if err != nil {
-				yield(nil, err)
-				return
-			}
-			tr, err := b.convert(g)
-			if err != nil {
-				yield(nil, err)
-				return
-			}
-			if !yield(tr, nil) {
-				return
-			}
-		}
-	}
-}
-
-// OTLP returns the trace of a row that Iterate yielded, without repeats of
-// a span ID + kind (a span sent twice before Tempo cut the block is stored
-// twice: P18). Rows are converted while they are read, so it never fails
-// (the error matches vparquet4's signature); the result may share memory
-// with the row.
-func (b *Block) OTLP(tr *Trace) (ptrace.Traces, error) {
-	if !tr.repeats {
-		return tr.otlp, nil
-	}
-	td, _ := pqread.DropRepeatedSpans(tr.otlp)
-	return td, nil
-}
-
-// OTLPAll is OTLP keeping every stored span, repeats included: what a
-// compactor carries over, as Tempo does. It returns the row's own traces.
-func (b *Block) OTLPAll(tr *Trace) (ptrace.Traces, error) { return tr.otlp, nil }
-
-// convert turns one row into OTLP (§7 with the column meanings of §3).
-func (b *Block) convert(row *pqread.Group) (*Trace, error) {
-	tr := &Trace{
-		TraceID:           row.Bytes("TraceID"),
-		TraceIDText:       row.Str("TraceIDText"),
-		StartTimeUnixNano: row.Uint64("StartTimeUnixNano"),
-		EndTimeUnixNano:   row.Uint64("EndTimeUnixNano"),
-		DurationNano:      row.Uint64("DurationNano"),
-		RootServiceName:   row.Str("RootServiceName"),
-		RootSpanName:      row.Str("RootSpanName"),
-		otlp:              ptrace.NewTraces(),
-	}
-	if len(tr.TraceID) > 16 {
-		return nil, b.data.Errorf(b.data.Key(), "trace id of %d bytes: at most 16 allowed", len(tr.TraceID))
-	}
-	if err := b.convertRow(row, pcommon.TraceID(tr.ID()), tr.otlp); err != nil {
-		return nil, b.data.Errorf(b.data.Key(), "trace %s: %w", tr.ID(), err)
-	}
-	tr.repeats = pqread.HasRepeatedSpans(tr.otlp)
-	return tr, nil
 }
 
 func (b *Block) convertRow(row *pqread.Group, tid pcommon.TraceID, td ptrace.Traces) error {
