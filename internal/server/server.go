@@ -362,11 +362,9 @@ func (s *Server) cut(all bool) error {
 	}
 	snap.walSeg = seg
 	snap.seal()
-	if len(snap.tenants) == 0 {
-		// Nothing complete yet: the sealed segment's data was all appended
-		// again, so it can go now.
-		return s.wal.Remove(seg)
-	}
+	// Queued even when empty (every trace was kept and appended again):
+	// segments are removed in queue order, never past a snapshot that is
+	// still waiting to be stored.
 	s.flushMu.Lock()
 	s.flushing = append(s.flushing, snap)
 	s.flushMu.Unlock()

@@ -374,3 +374,45 @@ func TestConcurrentFlushes(t *testing.T) {
 	}
 	checkBucket(t, b, block.DefaultTenant, c.ByID)
 }
+
+// TestEmptyCutKeepsQueuedSegments: a cut that stores nothing (every trace
+// still active) must not remove WAL segments of an earlier snapshot whose
+// store failed; a crash then must still find that data.
+func TestEmptyCutKeepsQueuedSegments(t *testing.T) {
+	c := otlptest.LoadCorpus(t)
+	s3 := storagetest.StartS3(t)
+	b := open(t, s3.Bucket(t, "traces"))
+	dir := t.TempDir()
+	now := time.Date(2026, 11, 20, 12, 0, 0, 0, time.UTC)
+	clock := func() time.Time { return now }
+	s := newServer(t, Config{Bucket: b, WALDir: dir, Now: clock, MaxBlockDuration: time.Minute, TraceIdlePeriod: 10 * time.Second})
+	consume := func(line int) {
+		cp := ptrace.NewTraces()
+		c.Lines[line-1].CopyTo(cp)
+		if err := s.Consume(context.Background(), "t", cp); err != nil {
+			t.Fatal(err)
+		}
+	}
+	consume(15) // P10
+	s3.Deny(func(r *http.Request) bool { return r.Method == http.MethodPut })
+	if err := s.cut(true); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.flushPending(context.Background()); err == nil {
+		t.Fatal("flush succeeded while storage refused writes")
+	}
+	consume(14) // P02, active at the next cut
+	now = now.Add(time.Second)
+	if err := s.cut(false); err != nil {
+		t.Fatal(err)
+	}
+	// Crash with storage still down, then recover.
+	s.wal.Close()
+	s3.Deny(nil)
+	s2 := newServer(t, Config{Bucket: b, WALDir: dir, Now: clock})
+	if err := s2.Shutdown(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	p10 := otlptest.IDOf("P10")
+	checkBucket(t, b, "t", map[string]ptrace.Traces{p10: c.ByID[p10]})
+}
