@@ -83,7 +83,7 @@ func run() int {
 	fs.IntVar(&o.Runs, "runs", 1, "repetitions (each with a fresh server); the median is reported")
 	fs.Float64Var(&o.Rate, "rate", 0, "sustained mode: target spans/s (default 80% of -target)")
 	fs.Float64Var(&o.Target, "target", 60000, "target spans per server CPU-second")
-	fs.IntVar(&o.Concurrency, "concurrency", 8, "concurrent Export calls in flight (closed loop in max mode, upper bound in sustained mode)")
+	fs.IntVar(&o.Concurrency, "concurrency", 0, "concurrent Export calls in flight: closed loop in max mode (default 8), upper bound in sustained mode (default 32, so the generator, not the server, is never what limits the rate)")
 	fs.IntVar(&o.Conns, "conns", 2, "gRPC connections the calls are spread over")
 	fs.IntVar(&o.Batch, "batch", 700, "spans per Export: corpus lines are concatenated until at least this many")
 	fs.IntVar(&o.CycleReps, "cycle", 20, "corpus passes in one cycle of request templates")
@@ -116,9 +116,15 @@ func run() int {
 		if o.Duration == 0 {
 			o.Duration = 30 * time.Second
 		}
+		if o.Concurrency == 0 {
+			o.Concurrency = 8
+		}
 	case "sustained":
 		if o.Duration == 0 {
 			o.Duration = 10 * time.Minute
+		}
+		if o.Concurrency == 0 {
+			o.Concurrency = 32
 		}
 		if o.Rate == 0 {
 			o.Rate = 0.8 * o.Target

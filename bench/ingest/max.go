@@ -48,7 +48,8 @@ type maxRun struct {
 	ClientErrors         map[string]int `json:"client_errors,omitempty"`
 	CountsConsistent     bool           `json:"counts_consistent"`
 
-	Latency latencySummary `json:"ack_latency_window"`
+	Latency       latencySummary `json:"ack_latency_window"`
+	ServerLatency serverLatency  `json:"server_histograms"`
 
 	LoadAvgStart  [3]float64         `json:"loadavg_start"`
 	LoadAvgEnd    [3]float64         `json:"loadavg_end"`
@@ -257,6 +258,7 @@ func maxOnce(ctx context.Context, o *options, c *corpusLoad, taskset string, run
 		return nil, err
 	}
 	r.TotalAcceptedSpans = mEnd["tracectl_receiver_accepted_spans_total"]
+	r.ServerLatency = serverLatencies(mEnd)
 	r.TotalClientAckedSpans = lg.ackedSpans.Load()
 	r.ServerRefusedSpans = mEnd["tracectl_ingest_refused_spans_total"] + mEnd["tracectl_receiver_refused_spans_total"]
 	if st, err := procStatus(srv.pid); err == nil {

@@ -33,6 +33,7 @@ func (r *result) summary() string {
 			m.SpansPerCPUSEndToEnd, m.SpansPerCPUSWindow, o.Duration, m.ThroughputSpansPerS, m.P50ms, m.P99ms, o.Concurrency, m.DroppedTotal, m.LoadAvg1Max)
 		p("  (e2e = accepted spans / whole-process CPU incl. the shutdown flush that stores them; srv CPU = server CPU-s per wall-s in the window)")
 		for _, x := range r.Runs {
+			p("run %d server histograms: %s", x.Run, x.ServerLatency)
 			if len(x.ClientErrors) > 0 {
 				p("run %d client errors: %v", x.Run, x.ClientErrors)
 			}
@@ -49,6 +50,11 @@ func (r *result) summary() string {
 			s.Blocks, s.MeanBlockInterval, s.MeanSpansPerBlock, s.MaxFlushLagS, s.FlushLagLimitS, mb(s.MaxWALBytes), mb(s.MaxHeadBytes), s.MaxFlushQueue)
 		p("ack latency: p50 %.2f ms, p90 %.2f ms, p99 %.2f ms, p99.9 %.2f ms, max %.2f ms over %d Exports (schedule latency p99 %.2f ms, dispatch behind at most %.3f s)",
 			s.Latency.P50ms, s.Latency.P90ms, s.Latency.P99ms, s.Latency.P999ms, s.Latency.Maxms, s.Latency.Requests, s.SchedLatency.P99ms, s.MaxBehindS)
+		p("server histograms: %s", s.ServerLatency)
+		p("per minute: %-4s %8s %8s %9s %8s %8s %9s %8s %6s", "min", "maxRSS", "meanRSS", "maxHeap", "maxHead", "maxWAL", "spans/s", "srvCPU", "load1")
+		for _, m := range s.PerMinute {
+			p("            %-4d %7.0fM %7.0fM %8.0fM %7.0fM %7.0fM %9.0f %8.2f %6.2f", m.Minute, m.MaxRSSMB, m.MeanRSSMB, m.MaxHeapMB, m.MaxHeadMB, m.MaxWALMB, m.AckedPerS, m.ServerCPU, m.MeanLoadAvg1)
+		}
 		p("dropped %d; load average 1-min mean %.2f, max %.2f", s.Dropped, s.LoadAvg1Mean, s.LoadAvg1Max)
 		if len(s.ClientErrors) > 0 {
 			p("client errors: %v", s.ClientErrors)
@@ -74,4 +80,9 @@ func dirty(files []string) string {
 		return ""
 	}
 	return fmt.Sprintf(" + %d uncommitted changes", len(files))
+}
+
+func (l serverLatency) String() string {
+	return fmt.Sprintf("WAL append p50 %.2f ms p99 %.2f ms; fsync p50 %.2f ms p99 %.2f ms (%.0f fsyncs for %.0f appends); receiver request p50 %.2f ms p99 %.2f ms; block flush p50 %.2f s p99 %.2f s; %.0f GC cycles",
+		l.WALAppendP50ms, l.WALAppendP99ms, l.WALFsyncP50ms, l.WALFsyncP99ms, l.Fsyncs, l.Appends, l.RequestP50ms, l.RequestP99ms, l.FlushP50s, l.FlushMaxBucketS, l.GCCycles)
 }

@@ -6,10 +6,12 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -211,7 +213,9 @@ func (s *serverProc) kill() {
 
 // --- /metrics ---
 
-type metricsSnap map[string]float64 // metric name -> sum over label sets
+// metricsSnap maps a metric name to its sum over label sets; histogram
+// buckets are kept as "name_bucket le=<bound>" (summed over other labels).
+type metricsSnap map[string]float64
 
 var httpClient = &http.Client{Timeout: 10 * time.Second}
 
@@ -241,14 +245,23 @@ func scrape(ctx context.Context, addr string) (metricsSnap, error) {
 			continue
 		}
 		name := line[:sp]
+		labels := ""
 		if i := strings.IndexByte(name, '{'); i >= 0 {
-			name = name[:i]
+			name, labels = name[:i], name[i:]
 		}
 		v, err := strconv.ParseFloat(line[sp+1:], 64)
 		if err != nil {
 			continue
 		}
 		out[name] += v
+		if strings.HasSuffix(name, "_bucket") {
+			if i := strings.Index(labels, `le="`); i >= 0 {
+				le := labels[i+4:]
+				if j := strings.IndexByte(le, '"'); j >= 0 {
+					out[name+" le="+le[:j]] += v
+				}
+			}
+		}
 	}
 	return out, sc.Err()
 }
@@ -365,4 +378,76 @@ func cpuBusy(a, b map[string]cpuTime) map[string]float64 {
 		out[k] = round((tb.busy-ta.busy)/(tb.total-ta.total), 3)
 	}
 	return out
+}
+
+// histQuantile estimates the q-quantile (seconds) of histogram name in m
+// (cumulative buckets), interpolating linearly within a bucket as
+// Prometheus' histogram_quantile does. It returns -1 without data.
+func histQuantile(m metricsSnap, name string, q float64) float64 {
+	type bucket struct{ le, n float64 }
+	var bs []bucket
+	prefix := name + "_bucket le="
+	for k, v := range m {
+		if !strings.HasPrefix(k, prefix) {
+			continue
+		}
+		le, err := strconv.ParseFloat(strings.TrimPrefix(k, prefix), 64)
+		if err != nil {
+			continue
+		}
+		bs = append(bs, bucket{le, v})
+	}
+	sort.Slice(bs, func(i, j int) bool { return bs[i].le < bs[j].le })
+	if len(bs) == 0 || bs[len(bs)-1].n == 0 {
+		return -1
+	}
+	total := bs[len(bs)-1].n
+	rank := q * total
+	lower, prev := 0.0, 0.0
+	for _, b := range bs {
+		if b.n >= rank {
+			if math.IsInf(b.le, 1) {
+				return lower
+			}
+			if b.n == prev {
+				return b.le
+			}
+			return lower + (b.le-lower)*(rank-prev)/(b.n-prev)
+		}
+		lower, prev = b.le, b.n
+	}
+	return lower
+}
+
+// serverLatency is what the server's own histograms say (cumulative over
+// the process' life).
+type serverLatency struct {
+	WALAppendP50ms  float64 `json:"wal_append_p50_ms"`
+	WALAppendP99ms  float64 `json:"wal_append_p99_ms"`
+	WALFsyncP50ms   float64 `json:"wal_fsync_p50_ms"`
+	WALFsyncP99ms   float64 `json:"wal_fsync_p99_ms"`
+	RequestP50ms    float64 `json:"receiver_request_p50_ms"`
+	RequestP99ms    float64 `json:"receiver_request_p99_ms"`
+	FlushP50s       float64 `json:"block_flush_p50_s"`
+	FlushMaxBucketS float64 `json:"block_flush_p99_s"`
+	Fsyncs          float64 `json:"wal_fsyncs"`
+	Appends         float64 `json:"wal_appends"`
+	GCCycles        float64 `json:"gc_cycles"`
+}
+
+func serverLatencies(m metricsSnap) serverLatency {
+	ms := func(name string, q float64) float64 {
+		v := histQuantile(m, name, q)
+		if v < 0 {
+			return -1
+		}
+		return round(v*1000, 3)
+	}
+	return serverLatency{
+		WALAppendP50ms: ms("tracectl_wal_append_duration_seconds", 0.5), WALAppendP99ms: ms("tracectl_wal_append_duration_seconds", 0.99),
+		WALFsyncP50ms: ms("tracectl_wal_fsync_duration_seconds", 0.5), WALFsyncP99ms: ms("tracectl_wal_fsync_duration_seconds", 0.99),
+		RequestP50ms: ms("tracectl_receiver_request_duration_seconds", 0.5), RequestP99ms: ms("tracectl_receiver_request_duration_seconds", 0.99),
+		FlushP50s: round(histQuantile(m, "tracectl_flush_duration_seconds", 0.5), 3), FlushMaxBucketS: round(histQuantile(m, "tracectl_flush_duration_seconds", 0.99), 3),
+		Fsyncs: m["tracectl_wal_fsyncs_total"], Appends: m["tracectl_wal_appends_total"], GCCycles: m["go_gc_duration_seconds_count"],
+	}
 }
