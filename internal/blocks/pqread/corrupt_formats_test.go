@@ -32,8 +32,12 @@ var formats = []struct {
 	dir  string
 	open func(ctx context.Context, b *storage.Bucket, m *block.Meta) reader
 }{
-	{"vparquet3", func(ctx context.Context, b *storage.Bucket, m *block.Meta) reader { return vparquet3.OpenBlock(ctx, b, m) }},
-	{"vparquet5", func(ctx context.Context, b *storage.Bucket, m *block.Meta) reader { return vparquet5.OpenBlock(ctx, b, m) }},
+	{"vparquet3", func(ctx context.Context, b *storage.Bucket, m *block.Meta) reader {
+		return vparquet3.OpenBlock(ctx, b, m)
+	}},
+	{"vparquet5", func(ctx context.Context, b *storage.Bucket, m *block.Meta) reader {
+		return vparquet5.OpenBlock(ctx, b, m)
+	}},
 }
 
 // fixtureMetas returns the metas of a fixture bucket, smallest data first.
