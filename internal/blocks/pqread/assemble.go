@@ -89,11 +89,11 @@ func (a *Assembler) walk(sh *shape, n parquet.Node, path []step, names []string,
 }
 
 // levels returns the maximum repetition and definition level per column.
-func (a *Assembler) levels() []maxLevels {
-	out := make([]maxLevels, len(a.leaves))
+func (a *Assembler) levels() []MaxLevels {
+	out := make([]MaxLevels, len(a.leaves))
 	for i, l := range a.leaves {
 		last := l.steps[len(l.steps)-1]
-		out[i] = maxLevels{rep: last.repLevel, def: last.defLevel}
+		out[i] = MaxLevels{Rep: last.repLevel, Def: last.defLevel}
 	}
 	return out
 }

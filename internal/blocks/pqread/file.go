@@ -186,7 +186,7 @@ func (d *DataFile) prefetch(o *opened, i int) error {
 	if n, err := o.c.r.ReadAt(buf, off); n != len(buf) {
 		return d.Errorf(d.key, "row group %d: %w", i, eofIsUnexpected(err))
 	}
-	if err := checkPageHeaders(md, buf, off, o.asm.levels()); err != nil {
+	if err := CheckPageHeaders(md, buf, off, o.asm.levels()); err != nil {
 		return d.Errorf(d.key, "row group %d: %w", i, err)
 	}
 	o.c.add(off, buf)
@@ -201,11 +201,14 @@ const (
 	expansionSlack = 16 << 20
 )
 
-// checkPageHeaders walks the page headers of every column chunk of a
+// CheckPageHeaders walks the page headers of every column chunk of a
 // prefetched row group (buf holds the file from byte off) and rejects sizes
 // that do not fit, and level runs longer than their page: parquet-go
-// allocates from these numbers before it can notice the damage.
-func checkPageHeaders(rg *format.RowGroup, buf []byte, off int64, levels []maxLevels) error {
+// allocates from these numbers before it can notice the damage, so a
+// damaged data.parquet could otherwise cost gigabytes. levels gives each
+// leaf column's maximum levels, in column order. Every format's reader
+// calls it before handing a row group to parquet-go.
+func CheckPageHeaders(rg *format.RowGroup, buf []byte, off int64, levels []MaxLevels) error {
 	var proto thrift.CompactProtocol
 	for ci := range rg.Columns {
 		m := &rg.Columns[ci].MetaData
@@ -275,8 +278,8 @@ func checkPageHeaders(rg *format.RowGroup, buf []byte, off int64, levels []maxLe
 	return nil
 }
 
-// maxLevels is the maximum repetition and definition level of a column.
-type maxLevels struct{ rep, def int }
+// MaxLevels is the maximum repetition and definition level of a column.
+type MaxLevels struct{ Rep, Def int }
 
 // levelSlack is how many level entries beyond a page's value count the
 // runs may describe (bit-packed runs pad to groups of 8).
@@ -287,16 +290,16 @@ const levelSlack = 1024
 // not describe more entries than the page has values. parquet-go expands
 // every run before it checks, so one damaged run header could otherwise
 // cost gigabytes.
-func checkLevelsV2(page []byte, h *format.DataPageHeaderV2, ml maxLevels) error {
+func checkLevelsV2(page []byte, h *format.DataPageHeaderV2, ml MaxLevels) error {
 	rl, dl := int64(h.RepetitionLevelsByteLength), int64(h.DefinitionLevelsByteLength)
 	if rl < 0 || dl < 0 || rl+dl > int64(len(page)) {
 		return fmt.Errorf("data page levels of %d+%d bytes in a %d-byte page", rl, dl, len(page))
 	}
 	limit := int64(h.NumValues) + levelSlack
-	if err := checkRuns(page[:rl], bits.Len(uint(ml.rep)), limit); err != nil {
+	if err := checkRuns(page[:rl], bits.Len(uint(ml.Rep)), limit); err != nil {
 		return fmt.Errorf("repetition levels: %w", err)
 	}
-	if err := checkRuns(page[rl:rl+dl], bits.Len(uint(ml.def)), limit); err != nil {
+	if err := checkRuns(page[rl:rl+dl], bits.Len(uint(ml.Def)), limit); err != nil {
 		return fmt.Errorf("definition levels: %w", err)
 	}
 	return nil
