@@ -74,6 +74,9 @@ func main() {
 }
 
 func run() int {
+	if len(os.Args) == 2 && os.Args[1] == "-calibrate" {
+		return runCalibrationChild()
+	}
 	var o options
 	var extra stringList
 	fs := flag.NewFlagSet("ingest", flag.ContinueOnError)

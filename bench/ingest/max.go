@@ -51,6 +51,7 @@ type maxRun struct {
 	Latency       latencySummary `json:"ack_latency_window"`
 	ServerLatency serverLatency  `json:"server_histograms"`
 
+	Calibration   calibration        `json:"calibration_before"`
 	LoadAvgStart  [3]float64         `json:"loadavg_start"`
 	LoadAvgEnd    [3]float64         `json:"loadavg_end"`
 	LoadAvg1Max   float64            `json:"loadavg1_max"`
@@ -144,6 +145,11 @@ func maxOnce(ctx context.Context, o *options, c *corpusLoad, taskset string, run
 		return nil, err
 	}
 	r := &maxRun{Run: run, LoadAvgStart: loadAvg()}
+	if c, err := calibrate(o.ServerCPU, taskset); err == nil {
+		r.Calibration = c
+	} else {
+		logf("%v", err)
+	}
 	srv, err := startServer(o.Tracectl, dir, o.ServerCPU, taskset, serverArgs(o))
 	if err != nil {
 		return nil, err // dir kept: it holds server.log

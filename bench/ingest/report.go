@@ -23,11 +23,12 @@ func (r *result) summary() string {
 	p("load average at start %.2f %.2f %.2f, at end %.2f %.2f %.2f", r.Env.LoadAvgStart[0], r.Env.LoadAvgStart[1], r.Env.LoadAvgStart[2], r.LoadAvgEnd[0], r.LoadAvgEnd[1], r.LoadAvgEnd[2])
 	p("")
 	if len(r.Runs) > 0 {
-		p("%-4s %12s %12s %10s %8s %9s %9s %8s %8s %7s %8s %s", "run", "e2e sp/CPUs", "win sp/CPUs", "spans/s", "srv CPU", "p50 ms", "p99 ms", "dropped", "peakRSS", "load1", "blocks", "cpu busy (window)")
+		p("%-4s %12s %12s %10s %8s %9s %9s %8s %8s %7s %8s %7s %s", "run", "e2e sp/CPUs", "win sp/CPUs", "spans/s", "srv CPU", "p50 ms", "p99 ms", "dropped", "peakRSS", "load1", "blocks", "calib s", "cpu busy (window)")
 		for _, x := range r.Runs {
-			p("%-4d %12.0f %12.0f %10.0f %8.2f %9.2f %9.2f %8d %7.0fM %7.2f %8d %v", x.Run, x.SpansPerCPUSLifetime, x.SpansPerCPUSWindow, x.ThroughputSpansPerS,
-				x.ServerCPUShareWindow, x.Latency.P50ms, x.Latency.P99ms, x.Dropped, mb(float64(x.PeakRSSBytes)), x.LoadAvg1Max, x.Blocks, x.CPUBusyWindow)
+			p("%-4d %12.0f %12.0f %10.0f %8.2f %9.2f %9.2f %8d %7.0fM %7.2f %8d %7.3f %v", x.Run, x.SpansPerCPUSLifetime, x.SpansPerCPUSWindow, x.ThroughputSpansPerS,
+				x.ServerCPUShareWindow, x.Latency.P50ms, x.Latency.P99ms, x.Dropped, mb(float64(x.PeakRSSBytes)), x.LoadAvg1Max, x.Blocks, x.Calibration.CPUS, x.CPUBusyWindow)
 		}
+		p("  (calib s = CPU time of a fixed sort+hash workload on the server's CPU just before the run: a machine-speed check)")
 		m := r.Median
 		p("median: %.0f spans per server CPU-second end to end (%.0f in the %s window), %.0f spans/s, ack p50 %.2f ms, p99 %.2f ms (at saturation, %d in flight); dropped %d; max load1 %.2f",
 			m.SpansPerCPUSEndToEnd, m.SpansPerCPUSWindow, o.Duration, m.ThroughputSpansPerS, m.P50ms, m.P99ms, o.Concurrency, m.DroppedTotal, m.LoadAvg1Max)
@@ -44,6 +45,7 @@ func (r *result) summary() string {
 	}
 	if s := r.Sustained; s != nil {
 		p("sustained %.0f spans/s for %.0f s: acked %.0f spans/s; server CPU %.2f of a core (%.0f spans/CPU-s); CPU busy %v", s.TargetRate, s.LoadS, s.AchievedRate, s.ServerCPUShare, s.SpansPerCPUS, s.CPUBusy)
+		p("calibration before the run (fixed workload on the server's CPU): %.3f CPU-s", s.Calibration.CPUS)
 		p("memory: peak RSS %.1f MB (VmHWM); RSS slope over the second half %.2f MB/min (Go heap in use %.2f MB/min); max RSS first half %.1f MB, second half %.1f MB",
 			mb(float64(s.PeakRSSBytes)), s.RSSSlopeMBPerMin, s.HeapSlopeMBPerMin, mb(float64(s.RSSMaxFirstHalf)), mb(float64(s.RSSMaxSecondHalf)))
 		p("flush: %d blocks, one every %.1f s (%.0f spans each); max flush lag %.1f s (limit %.0f s); max WAL %.1f MB, max head %.1f MB, max flush queue %.0f",

@@ -36,13 +36,14 @@ type blockLag struct {
 }
 
 type sustainedResult struct {
-	TargetRate        float64  `json:"target_rate_spans_per_s"`
-	AchievedRate      float64  `json:"achieved_rate_spans_per_s"`
-	LoadS             float64  `json:"load_s"`
-	MaxBlockDuration  string   `json:"max_block_duration"`
-	ServerCommand     []string `json:"server_command"`
-	ServerCPUsAllowed string   `json:"server_cpus_allowed"`
-	ServerGOMAXPROCS  float64  `json:"server_gomaxprocs"`
+	Calibration       calibration `json:"calibration_before"`
+	TargetRate        float64     `json:"target_rate_spans_per_s"`
+	AchievedRate      float64     `json:"achieved_rate_spans_per_s"`
+	LoadS             float64     `json:"load_s"`
+	MaxBlockDuration  string      `json:"max_block_duration"`
+	ServerCommand     []string    `json:"server_command"`
+	ServerCPUsAllowed string      `json:"server_cpus_allowed"`
+	ServerGOMAXPROCS  float64     `json:"server_gomaxprocs"`
 
 	PeakRSSBytes        int64   `json:"peak_rss_bytes"`
 	PeakSampledRSSBytes int64   `json:"peak_sampled_rss_bytes"`
@@ -100,7 +101,11 @@ func runSustained(ctx context.Context, o *options, c *corpusLoad, res *result) e
 	if err != nil {
 		return err
 	}
-	s := &sustainedResult{TargetRate: o.Rate, MaxBlockDuration: o.MaxBlockDuration.String(), LoadAvgStart: loadAvg(),
+	cal, err := calibrate(o.ServerCPU, res.Env.Taskset)
+	if err != nil {
+		logf("%v", err)
+	}
+	s := &sustainedResult{Calibration: cal, TargetRate: o.Rate, MaxBlockDuration: o.MaxBlockDuration.String(), LoadAvgStart: loadAvg(),
 		FlushLagLimitS: 2 * o.MaxBlockDuration.Seconds()}
 	res.Sustained = s
 	srv, err := startServer(o.Tracectl, dir, o.ServerCPU, res.Env.Taskset, serverArgs(o))
