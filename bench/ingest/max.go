@@ -299,7 +299,6 @@ func maxOnce(ctx context.Context, o *options, c *corpusLoad, taskset string, run
 func perfReport(data string) string {
 	base := strings.TrimSuffix(data, ".data")
 	flat, cum, comp := base+".self.txt", base+".children.txt", base+".components.txt"
-	var cumOut []byte
 	for _, rep := range []struct {
 		out  string
 		args []string
@@ -313,64 +312,136 @@ func perfReport(data string) string {
 			continue
 		}
 		out = tidyPerf(out)
-		if rep.out == cum {
-			cumOut = out
-		}
 		_ = os.WriteFile(rep.out, out, 0o644)
 	}
-	if cumOut == nil {
+	script, err := exec.Command("perf", "script", "-i", data, "-F", "ip,sym").Output()
+	if err != nil {
+		logf("perf script: %v", err)
 		return flat
 	}
-	var b strings.Builder
-	fmt.Fprintf(&b, "server CPU by component (perf, cumulative %% of samples; components overlap where one calls another)\n")
-	for _, c := range perfComponents {
-		fmt.Fprintf(&b, "%7s  %-48s %s\n", cumPercent(cumOut, c.sym), c.name, c.sym)
-	}
-	_ = os.WriteFile(comp, []byte(b.String()), 0o644)
+	_ = os.WriteFile(comp, []byte(perfBreakdown(script)), 0o644)
 	return comp
 }
 
-var perfComponents = []struct{ name, sym string }{
-	{"flush loop: writing blocks", "internal/server.(*Server).writeSnapshot"},
-	{"  vparquet4 BlockWriter.Add", "internal/blocks/vparquet4.(*BlockWriter).Add"},
-	{"  parquet-go GenericWriter.Write", "parquet-go.(*GenericWriter[go.shape.*uint8]).Write"},
-	{"  vparquet4 assembler.build (pdata -> rows)", "internal/blocks/vparquet4.(*assembler).build"},
-	{"  mergePieces", "internal/server.mergePieces"},
-	{"gRPC Export handler (decode + Consume)", "internal/ingest.(*OTLPGRPCReceiver).handle"},
-	{"  ExportRequest.UnmarshalProto (decode)", "ptraceotlp.ExportRequest.UnmarshalProto"},
-	{"  dropInvalidSpans", "internal/ingest.dropInvalidSpans"},
-	{"  Server.Consume", "internal/server.(*Server).Consume"},
-	{"    ExportRequest.MarshalProto (WAL payload)", "ptraceotlp.ExportRequest.MarshalProto"},
-	{"    wal.Append", "internal/wal.(*WAL).Append"},
-	{"    head.add", "internal/server.(*head).add"},
-	{"      GroupByTrace", "internal/blocks/vparquet4.GroupByTrace"},
-	{"      TracesSize (sizer)", "ptrace.(*ProtoMarshaler).TracesSize"},
-	{"  ExportResponse.MarshalProto", "ptraceotlp.ExportResponse.MarshalProto"},
-	{"WAL writer/fsync goroutines", "internal/wal.(*WAL)."},
-	{"gRPC transport: reading frames", "grpc/internal/transport.(*http2Server).HandleStreams"},
-	{"gRPC transport: loopy writer", "grpc/internal/transport.(*loopyWriter).run"},
-	{"gRPC recvAndDecompress", "google.golang.org/grpc.recvAndDecompress"},
-	{"GC background mark workers", "runtime.gcBgMarkWorker"},
-	{"mallocgc (allocation, incl. assists)", "runtime.mallocgc"},
-	{"GC assists", "runtime.gcAssistAlloc"},
-	{"memclr/memmove (flat, all callers)", "runtime.memmove"},
-	{"page faults (kernel)", "asm_exc_page_fault"},
-	{"syscalls (kernel entry)", "entry_SYSCALL_64_after_hwframe"},
-	{"/metrics scrapes", "promhttp.HandlerForTransactional"},
+type perfRule struct {
+	name  string
+	match []string
+	subs  []perfRule
 }
 
-// cumPercent finds the first line of a perf --children report whose symbol
-// contains sym and returns its "children" percentage.
-func cumPercent(rep []byte, sym string) string {
-	for _, line := range strings.Split(string(rep), "\n") {
-		if strings.HasPrefix(strings.TrimSpace(line), "#") || !strings.Contains(line, sym) {
-			continue
-		}
-		if f := strings.Fields(line); len(f) > 0 {
-			return f[0]
+// perfRules assign a sample to the first component whose pattern is in its
+// stack (and within it, to the first matching part).
+var perfRules = []perfRule{
+	{name: "flush loop: Server.writeSnapshot (block writing)", match: []string{"server.(*Server).writeSnapshot"}, subs: []perfRule{
+		{name: "parquet-go GenericWriter.Write (rows -> column buffers)", match: []string{"parquet-go.(*GenericWriter["}},
+		{name: "row group flush / block close (pages, stats, compression, write)", match: []string{"BlockWriter).cutRowGroup", "parquet-go.(*Writer).Flush", "parquet-go.(*Writer).Close", "BlockWriter).Close"}},
+		{name: "vparquet4 assembler (pdata -> vParquet4 rows)", match: []string{"vparquet4.(*assembler)", "vparquet4.appendAttr", "vparquet4.appendMapKey", "vparquet4.appendValueKey", "vparquet4.estimateSize"}},
+		{name: "mergePieces", match: []string{"server.mergePieces"}},
+	}},
+	{name: "gRPC Export handler (OTLPGRPCReceiver.handle)", match: []string{"OTLPGRPCReceiver).handle"}, subs: []perfRule{
+		{name: "decode: ptraceotlp.ExportRequest.UnmarshalProto", match: []string{"ExportRequest.UnmarshalProto"}},
+		{name: "head.add -> vparquet4.GroupByTrace: Resource copied per trace", match: []string{"CopyResource"}},
+		{name: "head.add -> vparquet4.GroupByTrace: CopySpan", match: []string{"CopySpan"}},
+		{name: "head.add -> vparquet4.GroupByTrace: other (maps, appends, sort)", match: []string{"vparquet4.GroupByTrace"}},
+		{name: "head.add: other (TracesSize, map inserts)", match: []string{"server.(*head).add"}},
+		{name: "Consume: ExportRequest.MarshalProto (WAL payload)", match: []string{"ExportRequest.MarshalProto"}},
+		{name: "Consume: wal.Append", match: []string{"wal.(*WAL).Append"}},
+		{name: "ingest.dropInvalidSpans", match: []string{"ingest.dropInvalidSpans"}},
+	}},
+	{name: "GC background mark workers", match: []string{"runtime.gcBgMarkWorker"}},
+	{name: "WAL goroutines (write + fsync)", match: []string{"wal.(*WAL)"}},
+	{name: "gRPC transport (outside the handler)", match: []string{"grpc/internal/transport", "google.golang.org/grpc.", "golang.org/x/net/http2"}},
+	{name: "/metrics", match: []string{"promhttp", "client_golang"}},
+	{name: "GC sweep / scavenge", match: []string{"runtime.bgsweep", "runtime.bgscavenge", "runtime.sweepone"}},
+	{name: "other runtime (scheduler, stop-the-world, ...)", match: []string{"runtime."}},
+}
+
+func stackHas(st []string, subs ...string) bool {
+	for _, f := range st {
+		for _, s := range subs {
+			if strings.Contains(f, s) {
+				return true
+			}
 		}
 	}
-	return "<1%"
+	return false
+}
+
+func firstRule(st []string, rules []perfRule) int {
+	for i, r := range rules {
+		if stackHas(st, r.match...) {
+			return i
+		}
+	}
+	return len(rules)
+}
+
+// perfBreakdown assigns every sample of `perf script -F ip,sym` output to
+// one component and adds cross-cutting inclusive figures.
+func perfBreakdown(script []byte) string {
+	var stacks [][]string
+	var cur []string
+	for _, line := range strings.Split(string(script), "\n") {
+		t := strings.TrimSpace(line)
+		if t == "" {
+			if cur != nil {
+				stacks = append(stacks, cur)
+				cur = nil
+			}
+			continue
+		}
+		if _, sym, ok := strings.Cut(t, " "); ok {
+			cur = append(cur, sym)
+		}
+	}
+	if cur != nil {
+		stacks = append(stacks, cur)
+	}
+	if len(stacks) == 0 {
+		return "no samples\n"
+	}
+	counts := make([]int, len(perfRules)+1)
+	subCounts := make([][]int, len(perfRules))
+	for i, r := range perfRules {
+		subCounts[i] = make([]int, len(r.subs)+1)
+	}
+	for _, st := range stacks {
+		k := firstRule(st, perfRules)
+		counts[k]++
+		if k < len(perfRules) && len(perfRules[k].subs) > 0 {
+			subCounts[k][firstRule(st, perfRules[k].subs)]++
+		}
+	}
+	pct := func(c int) float64 { return 100 * float64(c) / float64(len(stacks)) }
+	var b strings.Builder
+	fmt.Fprintf(&b, "server CPU by component: %d perf samples, each assigned to the first matching component of its stack\n", len(stacks))
+	for i, r := range perfRules {
+		fmt.Fprintf(&b, "%6.2f%%  %s\n", pct(counts[i]), r.name)
+		for j, s := range r.subs {
+			fmt.Fprintf(&b, "          %6.2f%%  %s\n", pct(subCounts[i][j]), s.name)
+		}
+		if len(r.subs) > 0 {
+			fmt.Fprintf(&b, "          %6.2f%%  other\n", pct(subCounts[i][len(r.subs)]))
+		}
+	}
+	fmt.Fprintf(&b, "%6.2f%%  other (kernel only, unknown)\n", pct(counts[len(perfRules)]))
+	count := func(subs ...string) float64 {
+		c := 0
+		for _, st := range stacks {
+			if stackHas(st, subs...) {
+				c++
+			}
+		}
+		return pct(c)
+	}
+	fmt.Fprintf(&b, "\ncross-cutting (inclusive, any component):\n")
+	fmt.Fprintf(&b, "%6.2f%%  runtime.mallocgc (allocation, incl. GC assists)\n", count("runtime.mallocgc"))
+	fmt.Fprintf(&b, "%6.2f%%  GC: background mark + assists + write barriers + sweep\n",
+		count("runtime.gcBgMarkWorker", "runtime.gcAssistAlloc", "runtime.wbBufFlush", "gcWriteBarrier", "runtime.sweepone", "runtime.bgsweep"))
+	fmt.Fprintf(&b, "%6.2f%%  pdata deep copies (pdata/internal.Copy*)\n", count("pdata/internal.Copy"))
+	fmt.Fprintf(&b, "%6.2f%%  page faults (kernel)\n", count("asm_exc_page_fault"))
+	fmt.Fprintf(&b, "%6.2f%%  system calls (kernel)\n", count("entry_SYSCALL_64"))
+	return b.String()
 }
 
 // tidyPerf drops perf's padding and empty IPC columns.
