@@ -84,7 +84,7 @@ func (d *DataFile) acquire(ctx context.Context) (*opened, error) {
 			d.onReaderAt(ra)
 		}
 		o.c.r = ra
-		o.c.dropData()
+		o.c.DropData()
 		return o, nil
 	}
 	d.mu.Unlock()
@@ -93,7 +93,7 @@ func (d *DataFile) acquire(ctx context.Context) (*opened, error) {
 
 // release keeps o for a later call; only call it after a use without error.
 func (d *DataFile) release(o *opened) {
-	o.c.dropData()
+	o.c.DropData()
 	o.c.r = nil
 	d.mu.Lock()
 	if len(d.idle) < maxIdleFiles {
@@ -105,7 +105,7 @@ func (d *DataFile) release(o *opened) {
 // opened is an open data.parquet.
 type opened struct {
 	f     *parquet.File
-	c     *cachedReaderAt
+	c     *SegmentReaderAt
 	asm   *Assembler
 	idCol int
 }
@@ -122,7 +122,7 @@ func (d *DataFile) open(ctx context.Context) (o *opened, err error) {
 		d.onReaderAt(ra)
 	}
 	size := ra.Size()
-	c := &cachedReaderAt{r: ra, size: size}
+	c := NewSegmentReaderAt(ra, size)
 	if fs := int64(d.meta.FooterSize); fs > 0 && fs+12 <= size {
 		off := size - 8 - fs
 		buf := make([]byte, fs+8)
@@ -132,14 +132,14 @@ func (d *DataFile) open(ctx context.Context) (o *opened, err error) {
 		if got := binary.LittleEndian.Uint32(buf[fs : fs+4]); int64(got) != fs || string(buf[fs+4:]) != "PAR1" {
 			return nil, d.Errorf(d.key, "trailer does not match meta.json (footer %d bytes, file %d bytes): truncated or corrupt", fs, size)
 		}
-		c.add(off, buf)
+		c.Add(off, buf)
 	} else {
 		tail := min(size, tailReadSize)
 		buf := make([]byte, tail)
 		if n, err := ra.ReadAt(buf, size-tail); n != len(buf) {
 			return nil, d.Errorf(d.key, "reading footer: %w", eofIsUnexpected(err))
 		}
-		c.add(size-tail, buf)
+		c.Add(size-tail, buf)
 	}
 	f, err := parquet.OpenFile(c, size,
 		parquet.SkipMagicBytes(true),
@@ -170,9 +170,9 @@ func eofIsUnexpected(err error) error {
 // prefetch reads the byte range of row group i in one request when it is
 // at most MaxPrefetchBytes, dropping earlier prefetched row groups.
 func (d *DataFile) prefetch(o *opened, i int) error {
-	o.c.dropData()
+	o.c.DropData()
 	md := &o.f.Metadata().RowGroups[i]
-	off, end := rowGroupRange(md)
+	off, end := RowGroupRange(md)
 	if off < 0 || end <= off {
 		return nil // no chunks: let parquet-go report what it finds
 	}
@@ -189,7 +189,7 @@ func (d *DataFile) prefetch(o *opened, i int) error {
 	if err := CheckPageHeaders(md, buf, off, o.asm.levels()); err != nil {
 		return d.Errorf(d.key, "row group %d: %w", i, err)
 	}
-	o.c.add(off, buf)
+	o.c.Add(off, buf)
 	return nil
 }
 
@@ -334,8 +334,8 @@ func checkRuns(b []byte, bitWidth int, limit int64) error {
 	return nil
 }
 
-// rowGroupRange is the byte range of all column chunks of a row group.
-func rowGroupRange(rg *format.RowGroup) (off, end int64) {
+// RowGroupRange is the byte range of all column chunks of a row group.
+func RowGroupRange(rg *format.RowGroup) (off, end int64) {
 	off = -1
 	for _, c := range rg.Columns {
 		m := &c.MetaData
@@ -351,9 +351,11 @@ func rowGroupRange(rg *format.RowGroup) (off, end int64) {
 	return off, end
 }
 
-// cachedReaderAt serves reads from prefetched segments (the footer first,
-// then at most one row group) and passes the rest to the bucket.
-type cachedReaderAt struct {
+// SegmentReaderAt serves reads from prefetched segments (the footer first,
+// then at most one row group) and passes the rest to the bucket. It is how
+// every format's reader keeps a trace lookup to a footer read and one row
+// group read. Not safe for concurrent use.
+type SegmentReaderAt struct {
 	r    *storage.ReaderAt
 	size int64
 	segs []segment
@@ -364,17 +366,44 @@ type segment struct {
 	data []byte
 }
 
-func (c *cachedReaderAt) add(off int64, data []byte) { c.segs = append(c.segs, segment{off, data}) }
+// NewSegmentReaderAt wraps r, an object of size bytes.
+func NewSegmentReaderAt(r *storage.ReaderAt, size int64) *SegmentReaderAt {
+	return &SegmentReaderAt{r: r, size: size}
+}
 
-// dropData forgets every segment but the footer.
-func (c *cachedReaderAt) dropData() {
+// Size is the object's length in bytes.
+func (c *SegmentReaderAt) Size() int64 { return c.size }
+
+// Rebind points the reader at r (nil while it is idle) and forgets every
+// segment but the footer, so a parsed footer can be reused by the next
+// call with a fresh request context.
+func (c *SegmentReaderAt) Rebind(r *storage.ReaderAt) {
+	c.r = r
+	c.DropData()
+}
+
+// Add keeps data, read from offset off, to serve later reads.
+func (c *SegmentReaderAt) Add(off int64, data []byte) { c.segs = append(c.segs, segment{off, data}) }
+
+// DropData forgets every segment but the first (the footer).
+func (c *SegmentReaderAt) DropData() {
 	if len(c.segs) > 1 {
 		c.segs = c.segs[:1]
 	}
 }
 
+// Covers reports whether n bytes at off are held.
+func (c *SegmentReaderAt) Covers(off, n int64) bool {
+	for _, s := range c.segs {
+		if off >= s.off && off+n <= s.off+int64(len(s.data)) {
+			return true
+		}
+	}
+	return false
+}
+
 // ReadAt implements io.ReaderAt.
-func (c *cachedReaderAt) ReadAt(p []byte, off int64) (int, error) {
+func (c *SegmentReaderAt) ReadAt(p []byte, off int64) (int, error) {
 	for _, s := range c.segs {
 		if off >= s.off && off+int64(len(p)) <= s.off+int64(len(s.data)) {
 			return copy(p, s.data[off-s.off:]), nil

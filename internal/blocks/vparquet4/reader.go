@@ -12,10 +12,10 @@ import (
 	"sync"
 
 	"github.com/parquet-go/parquet-go"
-	"github.com/parquet-go/parquet-go/format"
 	"go.opentelemetry.io/collector/pdata/ptrace"
 
 	"github.com/tracectl/tracectl/internal/blocks/block"
+	"github.com/tracectl/tracectl/internal/blocks/pqread"
 	"github.com/tracectl/tracectl/internal/storage"
 )
 
@@ -49,7 +49,7 @@ type Block struct {
 // fresh bucket reader (bound to the caller's context) for every use.
 type openedFile struct {
 	f *parquet.File
-	c *cachedReaderAt
+	c *pqread.SegmentReaderAt
 }
 
 const maxIdleFiles = 4
@@ -62,15 +62,14 @@ func (b *Block) acquire(ctx context.Context) (*openedFile, error) {
 		of := b.idle[n-1]
 		b.idle = b.idle[:n-1]
 		b.mu.Unlock()
-		ra, err := b.bucket.OpenReaderAt(ctx, b.key, of.c.size)
+		ra, err := b.bucket.OpenReaderAt(ctx, b.key, of.c.Size())
 		if err != nil {
 			return nil, fmt.Errorf("block %s: %w", b.meta.String(), err)
 		}
 		if b.onReaderAt != nil {
 			b.onReaderAt(ra)
 		}
-		of.c.r = ra
-		of.c.dropData()
+		of.c.Rebind(ra)
 		return of, nil
 	}
 	b.mu.Unlock()
@@ -83,8 +82,7 @@ func (b *Block) acquire(ctx context.Context) (*openedFile, error) {
 
 // release keeps of for reuse (only after a call that went without error).
 func (b *Block) release(of *openedFile) {
-	of.c.dropData()
-	of.c.r = nil
+	of.c.Rebind(nil)
 	b.mu.Lock()
 	if len(b.idle) < maxIdleFiles {
 		b.idle = append(b.idle, of)
@@ -123,7 +121,7 @@ func rowSchema() *parquet.Schema {
 
 // openFile opens data.parquet reading the footer with one ranged read when
 // meta.footerSize is known (Tempo's way: the trailer is synthesised from it).
-func (b *Block) openFile(ctx context.Context) (*parquet.File, *cachedReaderAt, error) {
+func (b *Block) openFile(ctx context.Context) (*parquet.File, *pqread.SegmentReaderAt, error) {
 	if b.meta.Format != block.FormatVParquet4 {
 		return nil, nil, fmt.Errorf("block %s: %s says format %q; this reader reads only %s", b.meta.String(), block.MetaName, b.meta.Format, block.FormatVParquet4)
 	}
@@ -139,7 +137,7 @@ func (b *Block) openFile(ctx context.Context) (*parquet.File, *cachedReaderAt, e
 		b.onReaderAt(ra)
 	}
 	size = ra.Size()
-	c := &cachedReaderAt{r: ra, size: size}
+	c := pqread.NewSegmentReaderAt(ra, size)
 	if fs := int64(b.meta.FooterSize); fs > 0 && fs+12 <= size {
 		off := size - 8 - fs
 		buf := make([]byte, fs+8)
@@ -155,7 +153,7 @@ func (b *Block) openFile(ctx context.Context) (*parquet.File, *cachedReaderAt, e
 		if got := binary.LittleEndian.Uint32(buf[fs : fs+4]); int64(got) != fs || string(buf[fs+4:]) != "PAR1" {
 			return nil, nil, b.errorf("trailer does not match meta.json (footer %d bytes, file %d bytes): truncated or corrupt", fs, size)
 		}
-		c.add(off, buf)
+		c.Add(off, buf)
 	} else {
 		// Unknown footer size: read a generous tail once, more if needed.
 		tail := min(size, 256<<10)
@@ -163,7 +161,7 @@ func (b *Block) openFile(ctx context.Context) (*parquet.File, *cachedReaderAt, e
 		if _, err := ra.ReadAt(buf, size-tail); err != nil && !errors.Is(err, io.EOF) {
 			return nil, nil, b.errorf("footer: %v", err)
 		}
-		c.add(size-tail, buf)
+		c.Add(size-tail, buf)
 	}
 	f, err := parquet.OpenFile(c, size,
 		parquet.SkipMagicBytes(true),
@@ -181,45 +179,28 @@ func (b *Block) openFile(ctx context.Context) (*parquet.File, *cachedReaderAt, e
 	return f, c, nil
 }
 
-// rowGroupRange is the byte range of all column chunks of a row group.
-func rowGroupRange(rg *format.RowGroup) (off, end int64) {
-	off = -1
-	for _, c := range rg.Columns {
-		m := &c.MetaData
-		start := m.DataPageOffset
-		if m.DictionaryPageOffset > 0 && m.DictionaryPageOffset < start {
-			start = m.DictionaryPageOffset
-		}
-		if off < 0 || start < off {
-			off = start
-		}
-		end = max(end, start+m.TotalCompressedSize)
-	}
-	return off, end
-}
-
 // prefetch reads a row group's byte range in one request when it is
 // small enough.
-func (b *Block) prefetch(f *parquet.File, c *cachedReaderAt, i int) error {
+func (b *Block) prefetch(f *parquet.File, c *pqread.SegmentReaderAt, i int) error {
 	md := &f.Metadata().RowGroups[i]
-	off, end := rowGroupRange(md)
+	off, end := pqread.RowGroupRange(md)
 	if off < 0 || end <= off {
 		return nil // no chunks: let parquet-go report what it finds
 	}
-	if end > c.size {
-		return b.errorf("row group %d: column chunks at bytes %d…%d of a %d-byte file: truncated or corrupt", i, off, end, c.size)
+	if end > c.Size() {
+		return b.errorf("row group %d: column chunks at bytes %d…%d of a %d-byte file: truncated or corrupt", i, off, end, c.Size())
 	}
-	if end-off > MaxPrefetchBytes || c.covers(off, end-off) {
+	if end-off > MaxPrefetchBytes || c.Covers(off, end-off) {
 		return nil
 	}
 	buf := make([]byte, end-off)
-	if n, err := c.r.ReadAt(buf, off); n != len(buf) {
+	if n, err := c.ReadAt(buf, off); n != len(buf) {
 		return b.errorf("row group %d: %v", i, err)
 	}
 	if err := checkRowGroup(md, buf, off); err != nil {
 		return b.errorf("row group %d: %v", i, err)
 	}
-	c.add(off, buf)
+	c.Add(off, buf)
 	return nil
 }
 
@@ -275,7 +256,7 @@ func (b *Block) FindTraceByID(ctx context.Context, id block.TraceID) (td ptrace.
 // groups are sorted by TraceID, so with min/max statistics on the TraceID
 // column one group is a candidate; without them (not written by Tempo or
 // tracectl) every group is scanned.
-func (b *Block) locate(f *parquet.File, c *cachedReaderAt, id block.TraceID) (int, int64, error) {
+func (b *Block) locate(f *parquet.File, c *pqread.SegmentReaderAt, id block.TraceID) (int, int64, error) {
 	rgs := f.Metadata().RowGroups
 	var candidates []int
 	haveStats := true
@@ -310,7 +291,7 @@ func (b *Block) locate(f *parquet.File, c *cachedReaderAt, id block.TraceID) (in
 		if row >= 0 {
 			return i, row, nil
 		}
-		c.dropData()
+		c.DropData()
 	}
 	return 0, -1, nil
 }
@@ -375,7 +356,7 @@ func (b *Block) Iterate(ctx context.Context) iter.Seq2[*Trace, error] {
 				yield(nil, err)
 				return
 			}
-			c.dropData()
+			c.DropData()
 			if err := b.prefetch(f, c, i); err != nil {
 				yield(nil, err)
 				return
@@ -425,52 +406,4 @@ func (b *Block) otlp(tr *Trace, keepRepeats bool) (ptrace.Traces, error) {
 		return ptrace.Traces{}, fmt.Errorf("block %s: trace %s: %w", b.meta.String(), tr.ID(), err)
 	}
 	return td, nil
-}
-
-// cachedReaderAt serves reads from prefetched segments (the footer, a row
-// group) and passes the rest to the bucket.
-type cachedReaderAt struct {
-	r    *storage.ReaderAt
-	size int64
-	segs []segment
-}
-
-type segment struct {
-	off  int64
-	data []byte
-}
-
-func (c *cachedReaderAt) add(off int64, data []byte) { c.segs = append(c.segs, segment{off, data}) }
-
-// dropData forgets every segment but the first (the footer).
-func (c *cachedReaderAt) dropData() {
-	if len(c.segs) > 1 {
-		c.segs = c.segs[:1]
-	}
-}
-
-func (c *cachedReaderAt) covers(off, n int64) bool {
-	for _, s := range c.segs {
-		if off >= s.off && off+n <= s.off+int64(len(s.data)) {
-			return true
-		}
-	}
-	return false
-}
-
-func (c *cachedReaderAt) ReadAt(p []byte, off int64) (int, error) {
-	for _, s := range c.segs {
-		if off >= s.off && off+int64(len(p)) <= s.off+int64(len(s.data)) {
-			return copy(p, s.data[off-s.off:]), nil
-		}
-	}
-	// Reads past the end of the object come back short with io.EOF.
-	if off+int64(len(p)) > c.size {
-		for _, s := range c.segs {
-			if off >= s.off && s.off+int64(len(s.data)) == c.size {
-				return copy(p, s.data[off-s.off:]), io.EOF
-			}
-		}
-	}
-	return c.r.ReadAt(p, off)
 }
