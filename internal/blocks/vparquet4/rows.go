@@ -280,4 +280,3 @@ func (c *RowCombiner) Combine(parts []parquet.Row) (parquet.Row, error) {
 	c.row = rowSchema().Deconstruct(c.row[:0], &c.out)
 	return c.row, nil
 }
-
