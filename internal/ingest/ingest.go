@@ -54,6 +54,17 @@ func (f ConsumerFunc) Consume(ctx context.Context, tenant string, td ptrace.Trac
 	return f(ctx, tenant, td)
 }
 
+// RawConsumer is a Consumer that can also take the request's OTLP protobuf
+// encoding (an ExportTraceServiceRequest) when the receiver has it, so it
+// need not encode td again (e.g. for a write-ahead log). The OTLP
+// receivers call ConsumeOTLP instead of Consume when the consumer
+// implements it and the payload was protobuf they did not change; raw is
+// then exactly the encoding of td and is valid only during the call.
+type RawConsumer interface {
+	Consumer
+	ConsumeOTLP(ctx context.Context, tenant string, td ptrace.Traces, raw []byte) error
+}
+
 // ErrLimited is the kind of every error that means "a limit refused this
 // data; retry later": match it with errors.Is.
 var ErrLimited = errors.New("ingest limit reached")

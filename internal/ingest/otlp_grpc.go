@@ -47,7 +47,7 @@ func (r *OTLPGRPCReceiver) handle(ctx context.Context, body []byte) ([]byte, err
 	if err := req.UnmarshalProto(body); err != nil {
 		return nil, r.refuse(malformed(r.protocol, "decoding ExportTraceServiceRequest protobuf: %v", err), 0)
 	}
-	resp, err := r.export(ctx, tenantID, req)
+	resp, err := r.export(ctx, tenantID, req, body)
 	if err != nil {
 		return nil, err
 	}
@@ -61,12 +61,13 @@ func (r *OTLPGRPCReceiver) Export(ctx context.Context, req ptraceotlp.ExportRequ
 	if re != nil {
 		return ptraceotlp.NewExportResponse(), r.refuse(re, 0)
 	}
-	return r.export(ctx, tenantID, req)
+	return r.export(ctx, tenantID, req, nil)
 }
 
-func (r *OTLPGRPCReceiver) export(ctx context.Context, tenantID string, req ptraceotlp.ExportRequest) (ptraceotlp.ExportResponse, error) {
+// export hands req to the consumer; raw is its protobuf encoding, if known.
+func (r *OTLPGRPCReceiver) export(ctx context.Context, tenantID string, req ptraceotlp.ExportRequest, raw []byte) (ptraceotlp.ExportResponse, error) {
 	resp := ptraceotlp.NewExportResponse()
-	out := r.consume(ctx, tenantID, req.Traces())
+	out := r.consumeRaw(ctx, tenantID, req.Traces(), raw)
 	if out.err != nil {
 		return resp, consumerStatus(r.protocol, out.err)
 	}

@@ -65,7 +65,9 @@ func (r *OTLPHTTPReceiver) handle(w http.ResponseWriter, req *http.Request) {
 		return
 	}
 	exp := ptraceotlp.NewExportRequest()
+	var raw []byte
 	if ct == otlpProto {
+		raw = body
 		if err := exp.UnmarshalProto(body); err != nil {
 			r.refuseOTLP(w, ct, malformed(r.protocol, "decoding ExportTraceServiceRequest protobuf: %v", err))
 			return
@@ -75,7 +77,7 @@ func (r *OTLPHTTPReceiver) handle(w http.ResponseWriter, req *http.Request) {
 		return
 	}
 
-	out := r.consume(req.Context(), tenantID, exp.Traces())
+	out := r.consumeRaw(req.Context(), tenantID, exp.Traces(), raw)
 	if out.err != nil {
 		status, msg := consumerHTTPStatus(w, r.protocol, out.err)
 		code := codes.Unavailable

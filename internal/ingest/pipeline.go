@@ -74,8 +74,15 @@ type outcome struct {
 
 // consume validates td, hands it to the Consumer and counts the result.
 func (b *base) consume(ctx context.Context, tenantID string, td ptrace.Traces) outcome {
+	return b.consumeRaw(ctx, tenantID, td, nil)
+}
+
+// consumeRaw is consume for a request whose OTLP protobuf encoding is raw
+// (nil if not protobuf): a RawConsumer gets it unless spans were dropped.
+func (b *base) consumeRaw(ctx context.Context, tenantID string, td ptrace.Traces, raw []byte) outcome {
 	var out outcome
 	if n := dropInvalidSpans(td); n > 0 {
+		raw = nil // no longer the encoding of td
 		out.rejected = n
 		out.rejectMsg = fmt.Sprintf("%d spans without a valid trace ID or span ID were dropped", n)
 		b.m.refuse(b.protocol, reasonInvalidSpan, n)
@@ -84,7 +91,12 @@ func (b *base) consume(ctx context.Context, tenantID string, td ptrace.Traces) o
 	if n == 0 {
 		return out
 	}
-	err := b.consumer.Consume(ctx, tenantID, td)
+	var err error
+	if rc, ok := b.consumer.(RawConsumer); ok && raw != nil {
+		err = rc.ConsumeOTLP(ctx, tenantID, td, raw)
+	} else {
+		err = b.consumer.Consume(ctx, tenantID, td)
+	}
 	var partial *PartialError
 	var limit *LimitError
 	switch {

@@ -10,10 +10,12 @@ import (
 	"github.com/tracectl/tracectl/internal/blocks/vparquet4"
 )
 
-// headTrace is one trace's spans received since the last cut.
+// headTrace is one trace's spans received since the last cut: per request
+// (piece), references into the request's pdata, which the head keeps and
+// never changes. Nothing is copied on the way in.
 type headTrace struct {
-	pieces    []ptrace.Traces
-	bytes     int64 // protobuf size of the pieces
+	pieces    [][]vparquet4.ScopeRef
+	bytes     int64 // share of the requests' protobuf size, by span count
 	spans     int64
 	firstSeen time.Time
 	lastSeen  time.Time
@@ -47,13 +49,18 @@ type addResult struct {
 	accepted, dropped int
 }
 
-// add splits td by trace and keeps each piece, unless the trace would pass
-// maxTraceBytes: then the piece's spans are dropped and counted (the trace
-// keeps what it had). The same request replayed from the WAL in the same
+// add indexes td by trace and keeps each trace's piece, unless the trace
+// would pass maxTraceBytes: then the piece's spans are dropped and counted
+// (the trace keeps what it had). td must not change afterwards: the head
+// references it. size is td's protobuf size; each trace is charged its
+// share by span count. The same request replayed from the WAL in the same
 // order gives the same result, so replay reproduces what was acknowledged.
-func (h *head) add(tenant string, td ptrace.Traces, now time.Time) addResult {
-	groups := vparquet4.GroupByTrace(td)
-	var sizer ptrace.ProtoMarshaler
+func (h *head) add(tenant string, td ptrace.Traces, size int64, now time.Time) addResult {
+	groups := vparquet4.IndexByTrace(td)
+	total := 0
+	for _, g := range groups {
+		total += g.Spans
+	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	th := h.tenants[tenant]
@@ -63,8 +70,8 @@ func (h *head) add(tenant string, td ptrace.Traces, now time.Time) addResult {
 	}
 	var res addResult
 	for _, g := range groups {
-		n := g.Traces.SpanCount()
-		size := int64(sizer.TracesSize(g.Traces))
+		n := g.Spans
+		size := max(size*int64(n)/int64(max(total, 1)), 1)
 		ht := th.traces[g.ID]
 		if ht == nil {
 			ht = &headTrace{firstSeen: now}
@@ -77,7 +84,7 @@ func (h *head) add(tenant string, td ptrace.Traces, now time.Time) addResult {
 			}
 			continue
 		}
-		ht.pieces = append(ht.pieces, g.Traces)
+		ht.pieces = append(ht.pieces, g.Scopes)
 		ht.bytes += size
 		ht.spans += int64(n)
 		ht.lastSeen = now
@@ -166,11 +173,14 @@ func (h *head) stats() (bytes int64, traces int, first time.Time) {
 // may keep them.
 func (h *head) find(tenant string, id block.TraceID) []ptrace.Traces {
 	h.mu.Lock()
-	defer h.mu.Unlock()
-	return findIn(h.tenants, tenant, id)
+	pieces := piecesIn(h.tenants, tenant, id)
+	h.mu.Unlock()
+	return copyPieces(pieces)
 }
 
-func findIn(tenants map[string]*tenantHead, tenant string, id block.TraceID) []ptrace.Traces {
+// piecesIn returns the references to trace id's pieces. The slice is the
+// caller's; the references stay valid (the head never changes a piece).
+func piecesIn(tenants map[string]*tenantHead, tenant string, id block.TraceID) [][]vparquet4.ScopeRef {
 	th := tenants[tenant]
 	if th == nil {
 		return nil
@@ -179,10 +189,18 @@ func findIn(tenants map[string]*tenantHead, tenant string, id block.TraceID) []p
 	if ht == nil {
 		return nil
 	}
-	out := make([]ptrace.Traces, len(ht.pieces))
-	for i, p := range ht.pieces {
+	return append([][]vparquet4.ScopeRef(nil), ht.pieces...)
+}
+
+// copyPieces turns referenced pieces into Traces the caller owns.
+func copyPieces(pieces [][]vparquet4.ScopeRef) []ptrace.Traces {
+	if len(pieces) == 0 {
+		return nil
+	}
+	out := make([]ptrace.Traces, len(pieces))
+	for i, p := range pieces {
 		out[i] = ptrace.NewTraces()
-		p.CopyTo(out[i])
+		vparquet4.AppendRefs(out[i], p)
 	}
 	return out
 }

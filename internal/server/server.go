@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -75,6 +76,12 @@ type Config struct {
 	FlushCheckInterval time.Duration
 	// FlushRetryMin/Max bound the backoff between failed flush attempts.
 	FlushRetryMin, FlushRetryMax time.Duration
+
+	// OnBlockFlushed, if set, is called after each block is stored and
+	// before its traces leave the head, so a query side that adds the
+	// block to its list at once never misses a trace in between. It runs
+	// on the flush goroutine: keep it quick.
+	OnBlockFlushed func(tenant string, meta *block.Meta)
 
 	Logger   *slog.Logger
 	Registry prometheus.Registerer
@@ -155,7 +162,10 @@ type Server struct {
 	closed    sync.Once
 }
 
-var _ ingest.Consumer = (*Server)(nil)
+var (
+	_ ingest.Consumer    = (*Server)(nil)
+	_ ingest.RawConsumer = (*Server)(nil)
+)
 
 // New opens the WAL and replays it into the head. The replayed data is
 // flushed by the first cut.
@@ -185,7 +195,7 @@ func New(cfg Config) (*Server, error) {
 			cfg.Logger.Warn("skipping an unreadable WAL record", "position", pos.String(), "err", err)
 			return nil
 		}
-		res := s.head.add(tenantID, req.Traces(), cfg.Now())
+		res := s.head.add(tenantID, req.Traces(), int64(len(payload)), cfg.Now())
 		spans += res.accepted
 		records++
 		return nil
@@ -211,8 +221,15 @@ func (s *Server) Start() {
 }
 
 // Consume makes td durable for tenantID and then acknowledges it: it is
-// the ingest.Consumer every receiver calls.
+// the ingest.Consumer every receiver calls. The head keeps td (no copy).
 func (s *Server) Consume(ctx context.Context, tenantID string, td ptrace.Traces) error {
+	return s.ConsumeOTLP(ctx, tenantID, td, nil)
+}
+
+// ConsumeOTLP is Consume for a request whose OTLP protobuf encoding the
+// receiver already has: raw goes to the WAL as is, saving the encoding.
+// raw must be the encoding of td (nil: Consume encodes td).
+func (s *Server) ConsumeOTLP(ctx context.Context, tenantID string, td ptrace.Traces, raw []byte) error {
 	if err := tenant.Validate(tenantID); err != nil {
 		return err
 	}
@@ -220,10 +237,13 @@ func (s *Server) Consume(ctx context.Context, tenantID string, td ptrace.Traces)
 	if n == 0 {
 		return nil
 	}
-	req := ptraceotlp.NewExportRequestFromTraces(td)
-	payload, err := req.MarshalProto()
-	if err != nil {
-		return fmt.Errorf("encoding spans for the write-ahead log: %w", err)
+	payload := raw
+	if payload == nil {
+		var err error
+		payload, err = ptraceotlp.NewExportRequestFromTraces(td).MarshalProto()
+		if err != nil {
+			return fmt.Errorf("encoding spans for the write-ahead log: %w", err)
+		}
 	}
 	if lim := s.limiter(tenantID); lim != nil && !lim.AllowN(s.cfg.Now(), len(payload)) {
 		retry := time.Duration(float64(len(payload)) / s.cfg.IngestionRateBytes * float64(time.Second))
@@ -237,7 +257,7 @@ func (s *Server) Consume(ctx context.Context, tenantID string, td ptrace.Traces)
 	}
 
 	s.cutMu.RLock()
-	_, err = s.wal.Append(ctx, tenantID, payload)
+	_, err := s.wal.Append(ctx, tenantID, payload)
 	if err != nil {
 		s.cutMu.RUnlock()
 		switch {
@@ -251,7 +271,7 @@ func (s *Server) Consume(ctx context.Context, tenantID string, td ptrace.Traces)
 		s.m.refused.WithLabelValues("wal_error").Add(float64(n))
 		return fmt.Errorf("writing to the write-ahead log: %w", err)
 	}
-	res := s.head.add(tenantID, td, s.cfg.Now())
+	res := s.head.add(tenantID, td, int64(len(payload)), s.cfg.Now())
 	s.cutMu.RUnlock()
 
 	if res.dropped > 0 {
@@ -361,7 +381,6 @@ func (s *Server) cut(all bool) error {
 		}
 	}
 	snap.walSeg = seg
-	snap.seal()
 	// Queued even when empty (every trace was kept and appended again):
 	// segments are removed in queue order, never past a snapshot that is
 	// still waiting to be stored.
@@ -374,7 +393,6 @@ func (s *Server) cut(all bool) error {
 // requeue appends the spans of traces kept in the head to the WAL again,
 // in records of at most requeueChunkBytes. Called with cutMu held.
 func (s *Server) requeue(kept map[string][]*headTrace) error {
-	var sizer ptrace.ProtoMarshaler
 	for t, traces := range kept {
 		batch, size := ptrace.NewTraces(), 0
 		send := func() error {
@@ -393,11 +411,9 @@ func (s *Server) requeue(kept map[string][]*headTrace) error {
 		}
 		for _, ht := range traces {
 			for _, p := range ht.pieces {
-				for _, rs := range p.ResourceSpans().All() {
-					rs.CopyTo(batch.ResourceSpans().AppendEmpty())
-				}
-				size += sizer.TracesSize(p)
+				vparquet4.AppendRefs(batch, p)
 			}
+			size += int(ht.bytes)
 			if size >= requeueChunkBytes {
 				if err := send(); err != nil {
 					return err
@@ -454,21 +470,23 @@ func (s *Server) writeSnapshot(ctx context.Context, snap *snapshot) error {
 			continue
 		}
 		start := time.Now()
-		groups := make([]vparquet4.TraceGroup, 0, len(th.traces))
-		for id, ht := range th.traces {
-			groups = append(groups, vparquet4.TraceGroup{ID: id, Traces: ht.pieces[0]})
+		ids := make([]block.TraceID, 0, len(th.traces))
+		for id := range th.traces {
+			ids = append(ids, id)
 		}
-		sort.Slice(groups, func(i, j int) bool { return groups[i].ID.Compare(groups[j].ID) < 0 })
+		slices.SortFunc(ids, block.TraceID.Compare)
 		w, err := vparquet4.NewBlockWriter(ctx, s.cfg.Bucket, vparquet4.WriterConfig{
-			TenantID: t, DedicatedColumns: s.cfg.DedicatedColumns, ExpectedTraces: len(groups),
+			TenantID: t, DedicatedColumns: s.cfg.DedicatedColumns, ExpectedTraces: len(ids),
 		})
 		if err != nil {
 			return fmt.Errorf("starting a block for tenant %s: %w", t, err)
 		}
-		for _, g := range groups {
-			if err := w.Add(g.ID, g.Traces); err != nil {
-				w.Abort()
-				return fmt.Errorf("writing a block for tenant %s: %w", t, err)
+		for _, id := range ids {
+			for _, p := range th.traces[id].pieces {
+				if err := w.AddRefs(id, p); err != nil {
+					w.Abort()
+					return fmt.Errorf("writing a block for tenant %s: %w", t, err)
+				}
 			}
 		}
 		meta, err := w.Close()
@@ -476,7 +494,7 @@ func (s *Server) writeSnapshot(ctx context.Context, snap *snapshot) error {
 			return fmt.Errorf("storing a block for tenant %s in %s: %w", t, s.cfg.Bucket, err)
 		}
 		if meta == nil {
-			return fmt.Errorf("storing a block for tenant %s: the writer stored no block for %d traces", t, len(groups))
+			return fmt.Errorf("storing a block for tenant %s: the writer stored no block for %d traces", t, len(ids))
 		}
 		s.m.flushDuration.Observe(time.Since(start).Seconds())
 		s.m.blocksWritten.Inc()
@@ -485,30 +503,14 @@ func (s *Server) writeSnapshot(ctx context.Context, snap *snapshot) error {
 			"duration", time.Since(start).Round(time.Millisecond))
 		// Stored: readers find it in the bucket now. FindInHead reads the
 		// map under flushMu.
+		if s.cfg.OnBlockFlushed != nil {
+			s.cfg.OnBlockFlushed(t, meta)
+		}
 		s.flushMu.Lock()
 		delete(snap.tenants, t)
 		s.flushMu.Unlock()
 	}
 	return nil
-}
-
-// seal joins the pieces of each trace into one ptrace.Traces. It runs once,
-// at the cut, while nothing else can see the snapshot; from then on the
-// snapshot's traces are only read (by the block writer, possibly several
-// times if storing fails, and by FindInHead), never changed.
-func (snap *snapshot) seal() {
-	for _, th := range snap.tenants {
-		for _, ht := range th.traces {
-			if len(ht.pieces) <= 1 {
-				continue
-			}
-			out := ptrace.NewTraces()
-			for _, p := range ht.pieces {
-				p.ResourceSpans().MoveAndAppendTo(out.ResourceSpans())
-			}
-			ht.pieces = []ptrace.Traces{out}
-		}
-	}
 }
 
 // Flush cuts the head and stores everything now, for shutdown and tests.
@@ -520,17 +522,52 @@ func (s *Server) Flush(ctx context.Context) error {
 }
 
 // FindInHead returns the pieces of a trace that are not in stored blocks
-// yet: in the head or waiting to be flushed.
+// yet: in the head or waiting to be flushed. The caller owns them.
 func (s *Server) FindInHead(tenantID string, id block.TraceID) []ptrace.Traces {
 	s.cutMu.RLock()
-	defer s.cutMu.RUnlock()
-	out := s.head.find(tenantID, id)
+	s.head.mu.Lock()
+	pieces := piecesIn(s.head.tenants, tenantID, id)
+	s.head.mu.Unlock()
 	s.flushMu.Lock()
-	defer s.flushMu.Unlock()
 	for _, snap := range s.flushing {
-		out = append(out, findIn(snap.tenants, tenantID, id)...)
+		pieces = append(pieces, piecesIn(snap.tenants, tenantID, id)...)
 	}
-	return out
+	s.flushMu.Unlock()
+	s.cutMu.RUnlock()
+	return copyPieces(pieces)
+}
+
+// ForEachHeadTrace calls fn for every trace of tenantID that is not in a
+// stored block yet, with all its pieces (as FindInHead gives them), until
+// fn returns false. It looks at the head as of the call; fn runs without
+// locks held, so a slow fn delays neither ingest nor flushing. The order
+// of traces is unspecified.
+func (s *Server) ForEachHeadTrace(tenantID string, fn func(id block.TraceID, parts []ptrace.Traces) bool) {
+	all := map[block.TraceID][][]vparquet4.ScopeRef{}
+	collect := func(tenants map[string]*tenantHead) {
+		th := tenants[tenantID]
+		if th == nil {
+			return
+		}
+		for id, ht := range th.traces {
+			all[id] = append(all[id], ht.pieces...)
+		}
+	}
+	s.cutMu.RLock()
+	s.head.mu.Lock()
+	collect(s.head.tenants)
+	s.head.mu.Unlock()
+	s.flushMu.Lock()
+	for _, snap := range s.flushing {
+		collect(snap.tenants)
+	}
+	s.flushMu.Unlock()
+	s.cutMu.RUnlock()
+	for id, pieces := range all {
+		if !fn(id, copyPieces(pieces)) {
+			return
+		}
+	}
 }
 
 // Shutdown stops the flush loop, stores everything held, and closes the

@@ -99,46 +99,75 @@ func (a *assembler) add(td ptrace.Traces) (foreign int) {
 					foreign++
 					continue
 				}
-				if a.dropDupes {
-					k := spanKey{sp.SpanID(), sp.Kind()}
-					if a.seen[k] {
-						continue
-					}
-					a.added = append(a.added, k)
-				}
-				if pr == nil {
-					pr = a.resourceFor(rs.Resource())
-				}
-				if ps == nil {
-					ps = a.scopeFor(pr, ss.Scope())
-				}
-				ps.spans = append(ps.spans, sp)
-				a.nSpans++
-				// Ingest: the last candidate received wins. Combining parts
-				// (dropDupes): the root names come from the first part that
-				// has a root (§5).
-				if isRootCandidate(sp, tid) && (!a.dropDupes || !a.root.found || a.root.piece == a.pieces) {
-					a.root = rootInfo{found: true, piece: a.pieces, name: sp.Name()}
-					if v, ok := rs.Resource().Attributes().Get("service.name"); ok && v.Type() == pcommon.ValueTypeStr {
-						a.root.serviceName = v.Str()
-					}
-					if isEmptyResource(rs.Resource()) {
-						// A root under no resource object gives no root names.
-						a.root.name = ""
-					}
-				}
+				a.addSpan(rs, ss, sp, &pr, &ps)
 			}
 		}
 	}
+	a.endPiece()
+	return foreign
+}
+
+// addRefs is add for spans referenced in place (one piece).
+func (a *assembler) addRefs(refs []ScopeRef) (foreign int) {
+	tid := pcommon.TraceID(a.id)
+	for _, r := range refs {
+		var pr *pendingResource
+		var ps *pendingScope
+		for _, sp := range r.Spans {
+			if sp.TraceID() != tid {
+				foreign++
+				continue
+			}
+			a.addSpan(r.Resource, r.Scope, sp, &pr, &ps)
+		}
+	}
+	a.endPiece()
+	return foreign
+}
+
+// addSpan adds one span of the current piece; pr and ps cache the pending
+// resource and scope of the span's rs and ss across calls.
+func (a *assembler) addSpan(rs ptrace.ResourceSpans, ss ptrace.ScopeSpans, sp ptrace.Span, pr **pendingResource, ps **pendingScope) {
+	tid := pcommon.TraceID(a.id)
+	if a.dropDupes {
+		k := spanKey{sp.SpanID(), sp.Kind()}
+		if a.seen[k] {
+			return
+		}
+		a.added = append(a.added, k)
+	}
+	if *pr == nil {
+		*pr = a.resourceFor(rs.Resource())
+	}
+	if *ps == nil {
+		*ps = a.scopeFor(*pr, ss.Scope())
+	}
+	(*ps).spans = append((*ps).spans, sp)
+	a.nSpans++
+	// Ingest: the last candidate received wins. Combining parts
+	// (dropDupes): the root names come from the first part that
+	// has a root (§5).
+	if isRootCandidate(sp, tid) && (!a.dropDupes || !a.root.found || a.root.piece == a.pieces) {
+		a.root = rootInfo{found: true, piece: a.pieces, name: sp.Name()}
+		if v, ok := rs.Resource().Attributes().Get("service.name"); ok && v.Type() == pcommon.ValueTypeStr {
+			a.root.serviceName = v.Str()
+		}
+		if isEmptyResource(rs.Resource()) {
+			// A root under no resource object gives no root names.
+			a.root.name = ""
+		}
+	}
+}
+
+// endPiece finishes an add: spans of this piece count as seen from now on.
+func (a *assembler) endPiece() {
 	for _, k := range a.added {
 		a.seen[k] = true
 	}
 	a.added = a.added[:0]
 	a.pieces++
-	return foreign
 }
 
-// isRootCandidate: no parent and no child_of link within the trace (§3.4).
 func isRootCandidate(sp ptrace.Span, tid pcommon.TraceID) bool {
 	if !sp.ParentSpanID().IsEmpty() {
 		return false

@@ -158,25 +158,8 @@ func (w *BlockWriter) BlockID() uuid.UUID { return w.meta.BlockID }
 // to the parquet writer, a few dozen traces later or at Close: do not
 // modify td after Add.
 func (w *BlockWriter) Add(id block.TraceID, td ptrace.Traces) error {
-	if w.err != nil {
-		return w.err
-	}
-	if w.closed {
-		return errors.New("vparquet4: Add after Close")
-	}
-	if w.pending {
-		switch c := id.Compare(w.asm.id); {
-		case c < 0:
-			return w.fail(fmt.Errorf("trace %s added after %s: traces must come in ascending ID order", id, w.asm.id))
-		case c > 0:
-			if err := w.flushTrace(); err != nil {
-				return err
-			}
-		}
-	}
-	if !w.pending {
-		w.asm.reset(id)
-		w.pending = true
+	if err := w.startTrace(id); err != nil {
+		return err
 	}
 	if n := w.asm.add(td); n > 0 {
 		return w.fail(fmt.Errorf("adding trace %s: %d spans belong to other traces", id, n))
