@@ -259,5 +259,7 @@ func consumerHTTPStatus(w http.ResponseWriter, protocol string, err error) (int,
 		w.Header().Set("Retry-After", retryAfterSeconds(retryAfter(err)))
 		return http.StatusTooManyRequests, fmt.Sprintf("%s: %v; retry later", protocol, err)
 	}
-	return http.StatusInternalServerError, fmt.Sprintf("%s: storing spans failed: %v", protocol, err)
+	// 503, not 500: the failure is the server's and passing (storage, WAL),
+	// and OTLP/HTTP exporters retry 503 but drop the data on 500.
+	return http.StatusServiceUnavailable, fmt.Sprintf("%s: storing spans failed: %v; retry later", protocol, err)
 }

@@ -38,7 +38,8 @@ import (
 //   - a *PartialError means the data was made durable except for some spans:
 //     OTLP answers with a partial-success response; the other protocols,
 //     which have no such notion, answer success and count the rejected spans.
-//   - any other error is a server failure: HTTP 500, gRPC Unavailable.
+//   - any other error is a server failure: HTTP 503, gRPC Unavailable
+//     (both retryable for OTLP exporters).
 //
 // ctx is the request's context: it is cancelled when the client goes away or
 // the receiver is forced to stop.

@@ -524,7 +524,7 @@ func TestOTLPConsumerErrors(t *testing.T) {
 	}{
 		{"limit", limited, http.StatusTooManyRequests, codes.ResourceExhausted, "7", "rate_limited", 7 * time.Second},
 		{"wrapped ErrLimited", wrapped, http.StatusTooManyRequests, codes.ResourceExhausted, "5", reasonLimited, DefaultRetryAfter},
-		{"failure", errors.New("wal: disk full"), http.StatusInternalServerError, codes.Unavailable, "", reasonConsumerError, 0},
+		{"failure", errors.New("wal: disk full"), http.StatusServiceUnavailable, codes.Unavailable, "", reasonConsumerError, 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			e := newEnv()

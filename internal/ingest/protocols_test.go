@@ -226,8 +226,8 @@ func TestConsumerErrorsAllProtocols(t *testing.T) {
 				if status.Code(err) != codes.Unavailable {
 					t.Errorf("failure: %v, want Unavailable", err)
 				}
-			} else if code != http.StatusInternalServerError || hdr.Get("Retry-After") != "" {
-				t.Errorf("failure: %d Retry-After %q, want 500 without Retry-After", code, hdr.Get("Retry-After"))
+			} else if code != http.StatusServiceUnavailable || hdr.Get("Retry-After") != "" {
+				t.Errorf("failure: %d Retry-After %q, want 503 without Retry-After", code, hdr.Get("Retry-After"))
 			}
 			if got := e.value(t, "tracectl_receiver_refused_spans_total", p.name, "live_traces"); got < 1 {
 				t.Errorf("refused spans (live_traces) = %v, want the request's spans", got)
