@@ -1,0 +1,32 @@
+package query
+
+import "github.com/prometheus/client_golang/prometheus"
+
+type metrics struct {
+	requests *prometheus.CounterVec
+	duration *prometheus.HistogramVec
+	polls    *prometheus.CounterVec
+	blocks   *prometheus.GaugeVec
+}
+
+func newMetrics(reg prometheus.Registerer) *metrics {
+	m := &metrics{
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tracectl_query_requests_total", Help: "Query API requests by route and HTTP status.",
+		}, []string{"route", "status"}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "tracectl_query_duration_seconds", Help: "Time to answer a query API request.",
+			Buckets: prometheus.ExponentialBuckets(0.001, 4, 9),
+		}, []string{"route"}),
+		polls: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tracectl_query_blocklist_polls_total", Help: "Block list polls by result (ok, error).",
+		}, []string{"result"}),
+		blocks: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "tracectl_query_blocklist_blocks", Help: "Blocks the query API knows per tenant.",
+		}, []string{"tenant"}),
+	}
+	if reg != nil {
+		reg.MustRegister(m.requests, m.duration, m.polls, m.blocks)
+	}
+	return m
+}
