@@ -1,0 +1,197 @@
+package query
+
+import (
+	"context"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/tracectl/tracectl/internal/blocks/block"
+	"github.com/tracectl/tracectl/internal/otlptest"
+)
+
+// TestBlockWrittenElsewhereAppearsAfterOnePoll: a block another writer
+// stores is invisible until the next poll and found after it; a block
+// compacted away disappears at the poll after that.
+func TestBlockWrittenElsewhereAppearsAfterOnePoll(t *testing.T) {
+	corpus := otlptest.LoadCorpus(t)
+	b := memBucket(t)
+	first := writeBlock(t, b, "single-tenant", corpus.ByID[otlptest.IDOf("P00")])
+	a, base := startAPI(t, Config{Bucket: b, PollInterval: time.Hour})
+
+	p00, p01 := otlptest.IDOf("P00"), otlptest.IDOf("P01")
+	if got := get(t, base, "/api/traces/"+p00); got.status != http.StatusOK {
+		t.Fatalf("P00 in the first block: %s", got)
+	}
+	second := writeBlock(t, b, "single-tenant", corpus.ByID[p01])
+	if got := get(t, base, "/api/traces/"+p01); got.status != http.StatusNotFound {
+		t.Fatalf("P01 visible before any poll: %s", got)
+	}
+	a.blocks.pollAll()
+	if got := get(t, base, "/api/traces/"+p01); got.status != http.StatusOK {
+		t.Fatalf("P01 not found after one poll: %s", got)
+	}
+
+	// Compaction: the first block is marked compacted (its data stays).
+	if err := block.MarkCompacted(context.Background(), b, "single-tenant", first.BlockID); err != nil {
+		t.Fatal(err)
+	}
+	a.blocks.pollAll()
+	if got := get(t, base, "/api/traces/"+p00); got.status != http.StatusNotFound {
+		t.Errorf("P00 still served from a compacted block: %s", got)
+	}
+	metas, err := a.blocks.get(context.Background(), "single-tenant")
+	if err != nil || len(metas) != 1 || metas[0].BlockID != second.BlockID {
+		t.Errorf("block list after compaction: %v %v", metas, err)
+	}
+}
+
+// TestPollIntervalIsHonoured runs the real poll loop with a short interval.
+func TestPollIntervalIsHonoured(t *testing.T) {
+	corpus := otlptest.LoadCorpus(t)
+	b := memBucket(t)
+	_, base := startAPI(t, Config{Bucket: b, PollInterval: 50 * time.Millisecond})
+	id := otlptest.IDOf("P02")
+	if got := get(t, base, "/api/traces/"+id); got.status != http.StatusNotFound {
+		t.Fatalf("empty bucket: %s", got)
+	}
+	writeBlock(t, b, "single-tenant", corpus.ByID[id])
+	deadline := time.Now().Add(10 * time.Second)
+	for get(t, base, "/api/traces/"+id).status != http.StatusOK {
+		if time.Now().After(deadline) {
+			t.Fatal("block not picked up by the poll loop within 10s")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestFlushedBlockVisibleAtOnce: a block announced through BlockFlushed is
+// queried before any poll, and stays until a listing confirms it.
+func TestFlushedBlockVisibleAtOnce(t *testing.T) {
+	corpus := otlptest.LoadCorpus(t)
+	b := memBucket(t)
+	now := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
+	clock := func() time.Time { return now }
+	a, base := startAPI(t, Config{Bucket: b, PollInterval: time.Hour, IndexMaxAge: time.Hour, Now: clock})
+	id := otlptest.IDOf("P06")
+	if got := get(t, base, "/api/v2/traces/"+id); got.status != http.StatusOK {
+		t.Fatal(got)
+	}
+	// A stale tenant index (empty) that a poll will trust.
+	ti, err := block.BuildTenantIndex(context.Background(), b, "single-tenant", now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := block.WriteTenantIndex(context.Background(), b, "single-tenant", ti); err != nil {
+		t.Fatal(err)
+	}
+	m := writeBlock(t, b, "single-tenant", corpus.ByID[id])
+	a.BlockFlushed("single-tenant", m)
+	check := func(when string) {
+		t.Helper()
+		td := decodeTrace(t, get(t, base, "/api/v2/traces/"+id), true)
+		if td.SpanCount() == 0 {
+			t.Fatalf("%s: flushed block not queried", when)
+		}
+	}
+	check("before any poll")
+	now = now.Add(time.Minute)
+	a.blocks.pollAll() // from the stale index: must not drop the announced block
+	check("after a poll from a stale tenant index")
+	now = now.Add(2 * time.Hour) // index too old: the bucket is listed
+	a.blocks.pollAll()
+	check("after a full listing")
+	a.blocks.mu.Lock()
+	left := len(a.blocks.tenants["single-tenant"].flushed)
+	a.blocks.mu.Unlock()
+	if left != 0 {
+		t.Errorf("%d announced blocks kept after a listing confirmed them", left)
+	}
+}
+
+// TestMultiTenantIsolation: with multi-tenancy on, each tenant sees only
+// its blocks and head; no header is 401; a bad tenant is 400.
+func TestMultiTenantIsolation(t *testing.T) {
+	corpus := otlptest.LoadCorpus(t)
+	b := memBucket(t)
+	p00, p01 := otlptest.IDOf("P00"), otlptest.IDOf("P01")
+	writeBlock(t, b, "team-a", corpus.ByID[p00])
+	head := newFakeHead()
+	id01, _ := block.ParseTraceID(p01)
+	head.add("team-b", id01, corpus.ByID[p01])
+	_, base := startAPI(t, Config{Bucket: b, Head: head, MultiTenancy: true})
+
+	for _, tc := range []struct {
+		tenant, id string
+		want       int
+	}{
+		{"team-a", p00, http.StatusOK},
+		{"team-b", p00, http.StatusNotFound},
+		{"team-b", p01, http.StatusOK},
+		{"team-a", p01, http.StatusNotFound},
+	} {
+		if got := get(t, base, "/api/traces/"+tc.id, "X-Scope-OrgID", tc.tenant); got.status != tc.want {
+			t.Errorf("tenant %s, trace %s: %s, want %d", tc.tenant, tc.id, got, tc.want)
+		}
+	}
+	got := get(t, base, "/api/traces/"+p00)
+	if got.status != http.StatusUnauthorized || got.header.Get("Content-Type") != "text/plain; charset=utf-8" {
+		t.Errorf("no tenant: %s", got)
+	}
+	for _, bad := range []string{"..", "a/b", "team-a|team-b"} {
+		if got := get(t, base, "/api/traces/"+p00, "X-Scope-OrgID", bad); got.status != http.StatusBadRequest {
+			t.Errorf("tenant %q: %s", bad, got)
+		}
+	}
+	// Health endpoints need no tenant.
+	if got := get(t, base, "/api/echo"); got.status != http.StatusOK {
+		t.Errorf("echo without tenant: %s", got)
+	}
+
+	// Single-tenant mode ignores the header.
+	_, base1 := startAPI(t, Config{Bucket: b, Head: head})
+	if got := get(t, base1, "/api/traces/"+p00, "X-Scope-OrgID", "team-a"); got.status != http.StatusNotFound {
+		t.Errorf("single-tenant mode read tenant team-a: %s", got)
+	}
+}
+
+// TestConcurrencyLimit: with every slot taken, a query waits QueueTimeout
+// and is refused with 429.
+func TestConcurrencyLimit(t *testing.T) {
+	a, base := startAPI(t, Config{Bucket: memBucket(t), MaxConcurrent: 1, QueueTimeout: 50 * time.Millisecond})
+	a.slots <- struct{}{}
+	got := get(t, base, "/api/traces/abc")
+	<-a.slots
+	if got.status != http.StatusTooManyRequests {
+		t.Errorf("query with no free slot: %s", got)
+	}
+	if got := get(t, base, "/api/traces/abc"); got.status != http.StatusNotFound {
+		t.Errorf("query with a free slot: %s", got)
+	}
+}
+
+func TestGzipWhenAccepted(t *testing.T) {
+	b, _ := fixtureBucket(t, "tempo", "vparquet4")
+	_, base := startAPI(t, Config{Bucket: b})
+	req, _ := http.NewRequest(http.MethodGet, base+"/api/v2/traces/594dbe7e6cff645eb51079037485e52a", nil)
+	req.Header.Set("Accept-Encoding", "gzip")
+	resp, err := http.DefaultTransport.RoundTrip(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.Header.Get("Content-Encoding") != "gzip" || resp.Header.Get("Vary") != "Accept-Encoding" {
+		t.Errorf("headers %v", resp.Header)
+	}
+	if !acceptsGzip(req) {
+		t.Error("gzip not accepted")
+	}
+	req.Header.Set("Accept-Encoding", "br, gzip;q=0")
+	if acceptsGzip(req) {
+		t.Error("gzip;q=0 accepted")
+	}
+	req.Header.Set("Accept-Encoding", "deflate, GZIP;q=0.5")
+	if !acceptsGzip(req) {
+		t.Error("GZIP;q=0.5 refused")
+	}
+}
