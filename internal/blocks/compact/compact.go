@@ -201,7 +201,7 @@ func planTenant(ctx context.Context, b *storage.Bucket, tenantID string, opts Pl
 		}
 		noCompact[bi.Meta.BlockID.String()] = ok
 	}
-	jobs, skipped := Plan(metas, noCompact, opts)
+	jobs, skipped := Plan(tenantID, metas, noCompact, opts)
 	for _, p := range l.Problems {
 		skipped = append(skipped, Skipped{Meta: &block.Meta{TenantID: p.Tenant}, Reason: p.Error()})
 	}

@@ -93,12 +93,12 @@ type Skipped struct {
 // over at different levels merge together too, so an old window ends up
 // as one block (while a window is filling, that would rewrite its largest
 // block for every small one added). noCompact
-// holds the blocks with nocompact.flg. Jobs never share a block.
-func Plan(metas []*block.Meta, noCompact map[string]bool, opts PlanOptions) ([]Job, []Skipped) {
+// holds the blocks with nocompact.flg. Blocks whose meta names another
+// tenant than tenantID are left out. Jobs never share a block.
+func Plan(tenantID string, metas []*block.Meta, noCompact map[string]bool, opts PlanOptions) ([]Job, []Skipped) {
 	opts = opts.withDefaults()
 	type groupKey struct {
 		window  int64
-		tenant  string
 		ded     string
 		rf      uint32
 		version string
@@ -111,12 +111,15 @@ func Plan(metas []*block.Meta, noCompact map[string]bool, opts PlanOptions) ([]J
 		case m.Format != block.FormatVParquet4:
 			skipped = append(skipped, Skipped{m, fmt.Sprintf("format %s: tracectl merges only %s blocks", m.Format, block.FormatVParquet4)})
 			continue
+		case m.TenantID != tenantID:
+			skipped = append(skipped, Skipped{m, fmt.Sprintf("meta.json names tenant %q but the block is under tenant %q; it was copied by hand", m.TenantID, tenantID)})
+			continue
 		case noCompact[m.BlockID.String()]:
 			skipped = append(skipped, Skipped{m, block.NoCompactName + " is set"})
 			continue
 		}
 		k := groupKey{
-			window: m.EndTime.Truncate(opts.Window).Unix(), tenant: m.TenantID,
+			window: m.EndTime.Truncate(opts.Window).Unix(),
 			ded: string(block.MarshalDedicatedColumns(m.DedicatedColumns)), rf: m.ReplicationFactor, version: m.Format,
 		}
 		if _, ok := groups[k]; !ok {

@@ -101,6 +101,11 @@ func Verify(ctx context.Context, b *storage.Bucket, tenantID string, opts Verify
 			continue
 		}
 		found[bi.Meta.BlockID] = true
+		if bi.Meta.TenantID != tenantID {
+			res.Blocks = append(res.Blocks, BlockReport{Tenant: tenantID, BlockID: bi.Meta.BlockID.String(), Format: bi.Meta.Format,
+				Problems: []string{fmt.Sprintf("meta.json: names tenant %q but the block is under tenant %q; readers look for its objects in the wrong place (copied by hand? fix the meta or move the block)", bi.Meta.TenantID, tenantID)}})
+			continue
+		}
 		res.Blocks = append(res.Blocks, VerifyBlock(ctx, b, bi.Meta, opts.Repair))
 	}
 	for _, id := range opts.Blocks {
