@@ -256,9 +256,13 @@ func TestCrashAtEachStep(t *testing.T) {
 	}{
 		{"taking the lease", func(op, key string) bool { return op == "create" }, ""},
 		{"writing the journal", func(op, key string) bool { return op == "write" && strings.HasSuffix(key, journalName) }, ""},
-		{"writing the output's data", func(op, key string) bool { return op == "write" && output(key) && strings.HasSuffix(key, block.DataName) }, "undo"},
+		{"writing the output's data", func(op, key string) bool {
+			return op == "write" && output(key) && strings.HasSuffix(key, block.DataName)
+		}, "undo"},
 		{"writing the output's bloom", func(op, key string) bool { return op == "write" && output(key) && strings.HasSuffix(key, "bloom-0") }, "undo"},
-		{"before the output's meta", func(op, key string) bool { return op == "write" && output(key) && strings.HasSuffix(key, block.MetaName) }, "undo"},
+		{"before the output's meta", func(op, key string) bool {
+			return op == "write" && output(key) && strings.HasSuffix(key, block.MetaName)
+		}, "undo"},
 		{"after the output's meta", func(op, key string) bool { return op == "stat" && strings.Contains(key, "compactor.lease.") }, "finish"},
 		{"marking the first input", func(op, key string) bool { return op == "copy" && input(0)(key) }, "finish"},
 		{"between copy and delete of an input's meta", func(op, key string) bool {
@@ -509,4 +513,7 @@ var _ = testfix.Path
 // tlogWriter sends log lines to t.Log.
 type tlogWriter struct{ t *testing.T }
 
-func (w tlogWriter) Write(p []byte) (int, error) { w.t.Log(strings.TrimSpace(string(p))); return len(p), nil }
+func (w tlogWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimSpace(string(p)))
+	return len(p), nil
+}

@@ -120,7 +120,7 @@ func Plan(tenantID string, metas []*block.Meta, noCompact map[string]bool, opts 
 		}
 		k := groupKey{
 			window: m.EndTime.Truncate(opts.Window).Unix(),
-			ded: string(block.MarshalDedicatedColumns(m.DedicatedColumns)), rf: m.ReplicationFactor, version: m.Format,
+			ded:    string(block.MarshalDedicatedColumns(m.DedicatedColumns)), rf: m.ReplicationFactor, version: m.Format,
 		}
 		if _, ok := groups[k]; !ok {
 			keys = append(keys, k)
