@@ -2,14 +2,12 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
-	"runtime"
 	"sync/atomic"
 	"time"
 
@@ -18,7 +16,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/spf13/cobra"
 
+	"github.com/tracectl/tracectl/internal/blocks/block"
 	"github.com/tracectl/tracectl/internal/ingest"
+	"github.com/tracectl/tracectl/internal/query"
 	"github.com/tracectl/tracectl/internal/server"
 	"github.com/tracectl/tracectl/internal/wal"
 )
@@ -52,6 +52,11 @@ type serveOptions struct {
 	IngestionBurstBytes int
 	MaxTraceBytes       int64
 
+	QueryPollInterval  time.Duration
+	QueryTimeout       time.Duration
+	QueryMaxConcurrent int
+	QueryMaxTraceBytes int64
+
 	LogFormat       string
 	LogLevel        string
 	ShutdownTimeout time.Duration
@@ -78,8 +83,14 @@ Receivers are on by default at their usual ports; give "off" as an endpoint to
 switch one off. A Tempo or Collector "receivers:" section in the config file
 (top level or under "distributor:") is used as written; endpoint flags override it.
 
-The HTTP port (--http-listen-address) serves /metrics, /ready, /api/echo and
-/api/status/buildinfo.
+The HTTP port (--http-listen-address) serves Tempo's query API, so Grafana's
+Tempo data source works unchanged: /api/traces/<id>, /api/v2/traces/<id>,
+/api/search, /api/search/tags, /api/v2/search/tags, /api/search/tag/<tag>/values,
+/api/v2/search/tag/<tag>/values, /api/echo, /ready, /api/status/buildinfo, and
+/metrics (Prometheus). Queries answer from the spans in memory and from every
+block of the bucket, including blocks written by another tracectl, by migrate or
+by Tempo: each tenant's block list is read again every --query-poll-interval.
+With --multitenancy queries name their tenant in X-Scope-OrgID.
 
 ` + exitCodesHelp,
 		Example: `  tracectl serve                                   # blocks in ./tracectl-data, WAL in ./tracectl-wal
@@ -112,6 +123,10 @@ The HTTP port (--http-listen-address) serves /metrics, /ready, /api/echo and
 	f.Float64Var(&o.IngestionRateBytes, "ingestion-rate-bytes", server.DefaultIngestionRateBytes, "per-tenant ingestion rate limit in bytes/s; -1 for none (env TRACECTL_INGESTION_RATE_BYTES)")
 	f.IntVar(&o.IngestionBurstBytes, "ingestion-burst-bytes", server.DefaultIngestionBurst, "per-tenant ingestion burst in bytes (env TRACECTL_INGESTION_BURST_BYTES)")
 	f.Int64Var(&o.MaxTraceBytes, "max-trace-bytes", server.DefaultMaxTraceBytes, "largest trace kept in one block; spans past it are dropped and counted; -1 for none (env TRACECTL_MAX_TRACE_BYTES)")
+	f.DurationVar(&o.QueryPollInterval, "query-poll-interval", query.DefaultPollInterval, "how often the query API reads each tenant's block list again, so blocks written elsewhere appear and compacted ones go (env TRACECTL_QUERY_POLL_INTERVAL)")
+	f.DurationVar(&o.QueryTimeout, "query-timeout", query.DefaultQueryTimeout, "longest a query may run before it is answered 504 (env TRACECTL_QUERY_TIMEOUT)")
+	f.IntVar(&o.QueryMaxConcurrent, "query-max-concurrent", query.DefaultMaxConcurrent, "queries run at once; more wait briefly, then get 429 (env TRACECTL_QUERY_MAX_CONCURRENT)")
+	f.Int64Var(&o.QueryMaxTraceBytes, "query-max-trace-bytes", query.DefaultMaxTraceBytes, "largest trace returned by ID; a larger one is cut and marked partial (env TRACECTL_QUERY_MAX_TRACE_BYTES)")
 	f.StringVar(&o.LogFormat, "log-format", "text", "log format: text or json (env TRACECTL_LOG_FORMAT)")
 	f.StringVar(&o.LogLevel, "log-level", "info", "log level: debug, info, warn, error (env TRACECTL_LOG_LEVEL)")
 	f.DurationVar(&o.ShutdownTimeout, "shutdown-timeout", 30*time.Second, "how long to wait for in-flight requests at shutdown (env TRACECTL_SHUTDOWN_TIMEOUT)")
@@ -235,22 +250,48 @@ func runServe(ctx context.Context, g *globalOptions, o *serveOptions) error {
 		return err
 	}
 
+	if o.QueryPollInterval <= 0 || o.QueryTimeout <= 0 || o.QueryMaxConcurrent <= 0 || o.QueryMaxTraceBytes <= 0 {
+		return usageError("--query-poll-interval, --query-timeout, --query-max-concurrent and --query-max-trace-bytes must be positive")
+	}
+
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	var ready atomic.Bool
+	// The query API learns of each stored block at once (before the head
+	// lets its traces go), so no trace vanishes between flush and poll.
+	var qapi atomic.Pointer[query.API]
 	srv, err := server.New(server.Config{
 		Bucket: b, WALDir: o.WALDir,
 		WAL:              wal.Options{Sync: sync, MaxBytes: o.WALMaxBytes},
 		MaxBlockDuration: o.MaxBlockDuration, MaxBlockBytes: o.MaxBlockBytes, TraceIdlePeriod: o.TraceIdlePeriod,
 		IngestionRateBytes: o.IngestionRateBytes, IngestionBurstBytes: o.IngestionBurstBytes,
 		MaxTraceBytes: o.MaxTraceBytes, Logger: log, Registry: reg,
+		OnBlockFlushed: func(tenant string, meta *block.Meta) {
+			if a := qapi.Load(); a != nil {
+				a.BlockFlushed(tenant, meta)
+			}
+		},
 	})
 	if err != nil {
 		return err
 	}
+	qa, err := query.New(query.Config{
+		Bucket: b, Head: srv, MultiTenancy: rc.MultiTenancy,
+		PollInterval: o.QueryPollInterval, QueryTimeout: o.QueryTimeout,
+		MaxConcurrent: o.QueryMaxConcurrent, MaxTraceBytes: o.QueryMaxTraceBytes,
+		Ready: ready.Load, BuildInfo: query.BuildInfo{Version: version, Revision: commit, BuildDate: date},
+		Logger: log, Registry: reg,
+	})
+	if err != nil {
+		_ = srv.Shutdown(context.Background())
+		return err
+	}
+	qapi.Store(qa)
+	qa.Start()
+	defer qa.Close()
 	srv.Start()
-	var ready atomic.Bool
 
-	api, err := startAPI(o.HTTPListen, reg, &ready, log)
+	api, err := startAPI(o.HTTPListen, reg, qa.Handler(), log)
 	if err != nil {
 		_ = srv.Shutdown(context.Background())
 		return err
@@ -304,29 +345,18 @@ type apiServer struct {
 	addr string
 }
 
-// startAPI serves the operational endpoints; the Tempo query API joins
-// them on the same port.
-func startAPI(addr string, reg *prometheus.Registry, ready *atomic.Bool, log *slog.Logger) (*apiServer, error) {
-	mux := http.NewServeMux()
-	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
-	mux.HandleFunc("GET /ready", func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		if !ready.Load() {
-			w.WriteHeader(http.StatusServiceUnavailable)
-			_, _ = io.WriteString(w, "not ready")
+// startAPI serves /metrics and, on every other path, the query API (which
+// also answers /ready, /api/echo and /api/status/buildinfo). No ServeMux
+// in front: it would redirect the //api/... paths Grafana sends when its
+// URL ends in a slash.
+func startAPI(addr string, reg *prometheus.Registry, queryAPI http.Handler, log *slog.Logger) (*apiServer, error) {
+	metrics := promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg})
+	mux := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/metrics" && r.Method == http.MethodGet {
+			metrics.ServeHTTP(w, r)
 			return
 		}
-		_, _ = io.WriteString(w, "ready")
-	})
-	mux.HandleFunc("GET /api/echo", func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		_, _ = io.WriteString(w, "echo")
-	})
-	mux.HandleFunc("GET /api/status/buildinfo", func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
-		_ = json.NewEncoder(w).Encode(map[string]string{
-			"version": version, "revision": commit, "branch": "", "buildUser": "", "buildDate": date, "goVersion": runtime.Version(),
-		})
+		queryAPI.ServeHTTP(w, r)
 	})
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {

@@ -300,3 +300,74 @@ func TestServeOpsEndpointsAndCleanStop(t *testing.T) {
 		t.Errorf("trace sent before SIGTERM not stored: exit %d %s", res.code, res.stderr)
 	}
 }
+
+// TestServeQueryAPI sends a trace over OTLP and reads it back through the
+// Tempo query API on the HTTP port: from the head at once, and from the
+// stored block after a flush (announced to the query side, so it never
+// vanishes in between).
+func TestServeQueryAPI(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts tracectl processes")
+	}
+	dir := t.TempDir()
+	c := startTracectl(t, serveArgs("file://"+filepath.Join(dir, "bucket"), filepath.Join(dir, "wal"),
+		"--max-block-duration", "200ms", "--trace-idle-period", "-1ns", "--query-poll-interval", "1h")...)
+	defer func() {
+		_ = c.cmd.Process.Signal(syscall.SIGTERM)
+		c.wait(t, 30*time.Second)
+	}()
+	get := func(path string, hdr ...string) (int, []byte) {
+		req, _ := http.NewRequest(http.MethodGet, "http://"+c.http+path, nil)
+		for i := 0; i+1 < len(hdr); i += 2 {
+			req.Header.Set(hdr[i], hdr[i+1])
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, b
+	}
+	if code, body := get("//api/echo"); code != 200 || string(body) != "echo" {
+		t.Errorf("//api/echo = %d %q", code, body)
+	}
+	td, id := makeTrace(7, 4)
+	pb, _ := ptraceotlp.NewExportRequestFromTraces(td).MarshalProto()
+	resp, err := http.Post("http://"+c.addrs["otlp_http"]+"/v1/traces", "application/x-protobuf", bytes.NewReader(pb))
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("OTLP/HTTP post: %v %v", err, resp)
+	}
+	resp.Body.Close()
+	spans := func() int {
+		code, body := get("/api/v2/traces/"+id.Text(), "Accept", "application/protobuf")
+		if code != 200 {
+			t.Fatalf("trace by ID: %d %q", code, body)
+		}
+		return bytes.Count(body, []byte("span-"))
+	}
+	if n := spans(); n != 4 {
+		t.Fatalf("trace from the head: %d spans, want 4", n)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for !strings.Contains(c.log(), `"msg":"block stored"`) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no block stored:\n%s", c.log())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	// No poll runs (1h): the block is known through the flush callback.
+	for range 20 {
+		if n := spans(); n != 4 {
+			t.Fatalf("trace after its block was stored: %d spans, want 4", n)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if code, _ := get("/api/traces/deadbeef"); code != 404 {
+		t.Errorf("v1 unknown trace: %d", code)
+	}
+	_, metrics := get("/metrics")
+	if !strings.Contains(string(metrics), `tracectl_query_requests_total{route="trace_by_id_v2",status="200"}`) {
+		t.Errorf("/metrics lacks the query counters")
+	}
+}
