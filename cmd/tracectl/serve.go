@@ -60,6 +60,9 @@ type serveOptions struct {
 	LogFormat       string
 	LogLevel        string
 	ShutdownTimeout time.Duration
+
+	MemoryLimit    int64
+	memoryLimitSet bool // --memory-limit given (flag, env or config)
 }
 
 func newServeCmd(g *globalOptions) *cobra.Command {
@@ -98,9 +101,11 @@ With --multitenancy queries name their tenant in X-Scope-OrgID.
   tracectl serve --zipkin-endpoint off --jaeger-thrift-compact-endpoint off`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			o.memoryLimitSet = cmd.Flags().Changed("memory-limit")
 			return runServe(cmd.Context(), g, o)
 		},
 	}
+	addMemoryLimitFlag(cmd, &o.MemoryLimit)
 	f := cmd.Flags()
 	f.StringVar(&o.HTTPListen, "http-listen-address", "0.0.0.0:3100", "address of the HTTP API: /metrics, /ready, /api/... (env TRACECTL_HTTP_LISTEN_ADDRESS)")
 	f.StringVar(&o.OTLPGRPC, "otlp-grpc-endpoint", ingest.DefaultOTLPGRPCEndpoint, "OTLP gRPC receiver, or off (env TRACECTL_OTLP_GRPC_ENDPOINT)")
@@ -234,6 +239,7 @@ func runServe(ctx context.Context, g *globalOptions, o *serveOptions) error {
 	if err != nil {
 		return err
 	}
+	applyMemoryLimit(o.MemoryLimit, o.memoryLimitSet, log)
 	sync, err := wal.ParseSyncPolicy(o.WALSync)
 	if err != nil {
 		return usageError("--wal-sync: %v", err)
