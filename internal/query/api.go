@@ -29,6 +29,7 @@ import (
 
 	"github.com/tracectl/tracectl/internal/blocks"
 	"github.com/tracectl/tracectl/internal/blocks/block"
+	"github.com/tracectl/tracectl/internal/search"
 	"github.com/tracectl/tracectl/internal/storage"
 )
 
@@ -121,10 +122,6 @@ type Config struct {
 	// BlockConcurrency bounds blocks read at once by one query.
 	BlockConcurrency int
 
-	// Search answers search, tags and tag values; nil answers them with
-	// 501 naming what is missing.
-	Search SearchBackend
-
 	Ready     func() bool
 	BuildInfo BuildInfo
 	Logger    *slog.Logger
@@ -183,6 +180,7 @@ type API struct {
 	cfg    Config
 	blocks *blockList
 	blooms *blocks.BloomCache
+	engine *search.Engine
 	slots  chan struct{}
 	m      *metrics
 	mux    *http.ServeMux
@@ -199,6 +197,7 @@ func New(cfg Config) (*API, error) {
 	a := &API{
 		cfg:    cfg,
 		blooms: blocks.NewBloomCache(cfg.BloomCacheBytes),
+		engine: search.NewEngine(cfg.Bucket, search.Options{Concurrency: cfg.BlockConcurrency}),
 		slots:  make(chan struct{}, cfg.MaxConcurrent),
 		m:      newMetrics(cfg.Registry),
 	}
@@ -369,6 +368,8 @@ func (a *API) errorResponse(route string, r *http.Request, err error) *response 
 	switch {
 	case errors.As(err, &he):
 		status, msg = he.status, he.msg
+	case errors.Is(err, search.ErrBadRequest), errors.Is(err, search.ErrUnsupported):
+		status = http.StatusBadRequest
 	case errors.Is(err, context.Canceled):
 		status, msg = 499, "request cancelled by the client"
 	case storage.KindOf(err) == storage.KindUnavailable:
