@@ -281,11 +281,11 @@ func handTrace(rows ...handSpan) ptrace.Traces {
 func TestSkewAndCycles(t *testing.T) {
 	tr := BuildTree(handTrace(
 		handSpan{id: 1, start: 100, end: 200},
-		handSpan{id: 2, parent: 1, start: 90, end: 150},                                // starts before its parent
-		handSpan{id: 3, parent: 1, start: 150, end: 250},                               // ends after (synchronous)
+		handSpan{id: 2, parent: 1, start: 90, end: 150},                                 // starts before its parent
+		handSpan{id: 3, parent: 1, start: 150, end: 250},                                // ends after (synchronous)
 		handSpan{id: 4, parent: 1, kind: ptrace.SpanKindProducer, start: 110, end: 120}, // …
 		handSpan{id: 5, parent: 4, kind: ptrace.SpanKindConsumer, start: 130, end: 400}, // outlives the producer: fine
-		handSpan{id: 6, parent: 1, start: 300, end: 100},                               // ends before it starts
+		handSpan{id: 6, parent: 1, start: 300, end: 100},                                // ends before it starts
 	))
 	want := map[byte]bool{2: true, 3: true, 5: false, 6: true}
 	for _, n := range tr.Nodes {
