@@ -157,10 +157,10 @@ func BuildTree(td ptrace.Traces) *Tree {
 			}
 			return -1
 		}
-		ai, bi := a.Span.SpanID(), b.Span.SpanID()
 		if a.Missing {
-			ai, bi = a.MissingID, b.MissingID
+			return slices.Compare(a.MissingID[:], b.MissingID[:])
 		}
+		ai, bi := a.Span.SpanID(), b.Span.SpanID()
 		return slices.Compare(ai[:], bi[:])
 	}
 	slices.SortStableFunc(tops, byStart)
