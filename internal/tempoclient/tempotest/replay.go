@@ -5,7 +5,8 @@
 //
 // The server answers trace-by-ID requests as Tempo does (TEMPO-FORMAT.md §8):
 // an ID is 1–32 hex digits in any case, left-padded with zeros; a recorded
-// trace is served for any spelling of its ID; a valid ID without a recording
+// trace is served for any spelling of its ID, in protobuf too when only its
+// JSON answer was recorded (encoded from it); a valid ID without a recording
 // is not found (v2: 200 with an empty trace; v1: 404 with no body); a
 // malformed ID is Tempo's 400 text answer. Other recorded requests are
 // served for their exact path and query.
@@ -14,6 +15,7 @@ package tempotest
 import (
 	"bufio"
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"net"
 	"net/http"
@@ -27,6 +29,10 @@ import (
 	"sync"
 	"testing"
 
+	"go.opentelemetry.io/collector/pdata/ptrace"
+	"google.golang.org/protobuf/encoding/protowire"
+
+	"github.com/tracectl/tracectl/internal/render"
 	"github.com/tracectl/tracectl/internal/testfix"
 )
 
@@ -278,6 +284,18 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			write(w, ex)
 			return
 		}
+		if ex, ok := s.traces[api+"\x00"+norm+"\x00json"]; ok && kind == "protobuf" {
+			// Tempo answers every trace in either encoding; most were
+			// recorded as JSON only, so encode the recorded answer.
+			body, err := protobufOf(api, ex.Body)
+			if err != nil {
+				http.Error(w, "tempotest: "+err.Error(), http.StatusInternalServerError)
+				return
+			}
+			w.Header().Set("Content-Type", "application/protobuf")
+			_, _ = w.Write(body)
+			return
+		}
 		if api == "v2" && kind == "protobuf" {
 			// Not recorded as a file; TEMPO-FORMAT.md gives the bytes of
 			// an empty TraceByIDResponse.
@@ -321,4 +339,43 @@ func write(w http.ResponseWriter, ex *Exchange) {
 	}
 	w.WriteHeader(ex.Status)
 	_, _ = w.Write(ex.Body)
+}
+
+// protobufOf encodes a recorded JSON answer as Tempo's protobuf one: v1 a
+// Trace (field 1: ResourceSpans, the bytes of OTLP TracesData), v2 a
+// TraceByIDResponse {1 trace, 2 metrics {1 inspectedBytes}}.
+func protobufOf(api string, body []byte) ([]byte, error) {
+	var v2 struct {
+		Trace   json.RawMessage `json:"trace"`
+		Metrics struct {
+			InspectedBytes string `json:"inspectedBytes"`
+		} `json:"metrics"`
+	}
+	traceJSON := body
+	if api == "v2" {
+		if err := json.Unmarshal(body, &v2); err != nil {
+			return nil, err
+		}
+		traceJSON = v2.Trace
+	}
+	td, err := render.UnmarshalTempoTrace(traceJSON)
+	if err != nil {
+		return nil, err
+	}
+	trace, err := (&ptrace.ProtoMarshaler{}).MarshalTraces(td)
+	if err != nil {
+		return nil, err
+	}
+	if api == "v1" {
+		return trace, nil
+	}
+	out := protowire.AppendTag(nil, 1, protowire.BytesType)
+	out = protowire.AppendBytes(out, trace)
+	var metrics []byte
+	if n, err := strconv.ParseUint(v2.Metrics.InspectedBytes, 10, 64); err == nil {
+		metrics = protowire.AppendTag(metrics, 1, protowire.VarintType)
+		metrics = protowire.AppendVarint(metrics, n)
+	}
+	out = protowire.AppendTag(out, 2, protowire.BytesType)
+	return protowire.AppendBytes(out, metrics), nil
 }
