@@ -168,6 +168,9 @@ func Merge(ctx context.Context, b *storage.Bucket, inputs []*block.Meta, opts Me
 				w.Abort()
 				return nil, st, fmt.Errorf("merging: %w", err)
 			}
+			// The combiner reuses its buffers, byte arrays included, at the
+			// next call, before the batch is written: keep a deep copy.
+			row = row.Clone()
 		}
 		st.OutputTraces++
 		st.OutputSpans += int64(vparquet4.RowSpans(row))

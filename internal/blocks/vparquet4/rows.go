@@ -248,8 +248,9 @@ func NewRowCombiner(cols []block.DedicatedColumn) *RowCombiner {
 	return &RowCombiner{ded: ded, asm: newAssembler(ded, true)}
 }
 
-// Combine returns the row holding every part. The result is valid until
-// the next call. Parts must all have the same trace ID.
+// Combine returns the row holding every part. The result, the byte
+// arrays its values point to included, is valid until the next call
+// (Clone it to keep it longer). Parts must all have the same trace ID.
 func (c *RowCombiner) Combine(parts []parquet.Row) (parquet.Row, error) {
 	if len(parts) == 0 {
 		return nil, errors.New("vparquet4: no rows to combine")
