@@ -196,11 +196,6 @@ type TagNamesV2 struct {
 	Metrics *Metrics   `json:"metrics"`
 }
 
-// V1 is the v1 answer: every non-intrinsic name, sorted, without repeats.
-func (r *TagNamesResponse) V1() *TagNamesV1 {
-	return &TagNamesV1{TagNames: []string{}, Metrics: r.Metrics}
-}
-
 // V2 is the v2 answer.
 func (r *TagNamesResponse) V2() *TagNamesV2 {
 	return &TagNamesV2{Scopes: r.Scopes, Metrics: r.Metrics}
@@ -245,11 +240,6 @@ type TagValuesV1 struct {
 type TagValuesV2 struct {
 	TagValues []TagValue `json:"tagValues"`
 	Metrics   *Metrics   `json:"metrics"`
-}
-
-// V1 is the v1 answer: the values as strings, sorted.
-func (r *TagValuesResponse) V1() *TagValuesV1 {
-	return &TagValuesV1{TagValues: []string{}, Metrics: r.Metrics}
 }
 
 // V2 is the v2 answer.
