@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/parquet-go/parquet-go"
+	"go.opentelemetry.io/collector/pdata/pcommon"
+	"go.opentelemetry.io/collector/pdata/ptrace"
 
 	"github.com/tracectl/tracectl/internal/blocks"
 	"github.com/tracectl/tracectl/internal/blocks/block"
@@ -516,4 +518,64 @@ type tlogWriter struct{ t *testing.T }
 func (w tlogWriter) Write(p []byte) (int, error) {
 	w.t.Log(strings.TrimSpace(string(p)))
 	return len(p), nil
+}
+
+// TestMergeManySplitTraces merges two blocks that each hold half of the
+// spans of 240 traces (every row combined, several writer batches) and
+// checks every trace against what was written.
+func TestMergeManySplitTraces(t *testing.T) {
+	ctx := context.Background()
+	c := otlptest.LoadCorpus(t)
+	b := memBucket(t)
+	want := map[block.TraceID]ptrace.Traces{}
+	halves := [2]ptrace.Traces{ptrace.NewTraces(), ptrace.NewTraces()}
+	n := 0
+	for copyNo := range 6 {
+		for hex, td := range c.ByID {
+			var id block.TraceID
+			copy(id[:], fmt.Sprintf("%02d%s", copyNo, hex[:14]))
+			full := ptrace.NewTraces()
+			i := 0
+			for _, rs := range td.ResourceSpans().All() {
+				for _, ss := range rs.ScopeSpans().All() {
+					for _, sp := range ss.Spans().All() {
+						for _, dst := range []ptrace.Traces{full, halves[i%2]} {
+							drs := dst.ResourceSpans().AppendEmpty()
+							rs.Resource().CopyTo(drs.Resource())
+							dss := drs.ScopeSpans().AppendEmpty()
+							ss.Scope().CopyTo(dss.Scope())
+							nsp := dss.Spans().AppendEmpty()
+							sp.CopyTo(nsp)
+							nsp.SetTraceID(pcommon.TraceID(id))
+						}
+						i++
+					}
+				}
+			}
+			want[id] = full
+			n++
+		}
+	}
+	for _, h := range halves {
+		if _, err := vparquet4.WriteBlock(ctx, b, vparquet4.WriterConfig{}, h); err != nil {
+			t.Fatal(err)
+		}
+	}
+	res, err := Compact(ctx, b, block.DefaultTenant, Options{Now: later})
+	if err != nil || len(res.Jobs) != 1 {
+		t.Fatalf("%v %+v", err, res)
+	}
+	if st := res.Jobs[0].Stats; st.OutputTraces != int64(n) || st.CombinedTraces < int64(n)*3/4 {
+		t.Errorf("stats %+v for %d traces", st, n)
+	}
+	metas := liveMetas(t, b, block.DefaultTenant)
+	for id, w := range want {
+		r, err := blocks.FindTrace(ctx, b, metas, id, blocks.FindOptions{})
+		if err != nil || !r.Found {
+			t.Fatalf("%s: %v", id, err)
+		}
+		if d := otlptest.Diff(w, r.Trace); len(d) > 0 {
+			t.Fatalf("%s: %v", id, d)
+		}
+	}
 }
