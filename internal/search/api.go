@@ -11,7 +11,9 @@ package search
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"go.opentelemetry.io/collector/pdata/ptrace"
@@ -137,6 +139,21 @@ type Uint64String uint64
 // MarshalJSON writes the number in quotes.
 func (n Uint64String) MarshalJSON() ([]byte, error) {
 	return []byte(`"` + strconv.FormatUint(uint64(n), 10) + `"`), nil
+}
+
+// UnmarshalJSON reads the number quoted or bare.
+func (n *Uint64String) UnmarshalJSON(b []byte) error {
+	s := strings.Trim(string(b), `"`)
+	if s == "" || s == "null" {
+		*n = 0
+		return nil
+	}
+	v, err := strconv.ParseUint(s, 10, 64)
+	if err != nil {
+		return fmt.Errorf("want a 64-bit unsigned number, got %s", b)
+	}
+	*n = Uint64String(v)
+	return nil
 }
 
 // Metrics is Tempo's SearchMetrics (zero fields left out).

@@ -264,3 +264,124 @@ func compareTrace(t *testing.T, got, want *jsonTrace) {
 		t.Errorf("trace %s:\n got %s\nwant %s", want.TraceID, g, w)
 	}
 }
+
+// TestTagsGolden compares tag names and values over the vParquet4 fixture
+// with Tempo's recorded answers (range requests; the others saw only
+// Tempo's memory). Tempo leaves out names held in dedicated columns; we
+// list them (TEMPO-FORMAT.md §8 allows it), so names are compared as
+// "Tempo's ⊆ ours" with the extras limited to the dedicated ones. Values
+// are compared as sets.
+func TestTagsGolden(t *testing.T) {
+	b, metas := openFixture(t, "vparquet4")
+	e := NewEngine(b, Options{})
+	ctx := context.Background()
+	dedicated := map[string]bool{}
+	for _, m := range metas {
+		for _, c := range m.DedicatedColumns {
+			dedicated[c.Name] = true
+		}
+	}
+	for _, name := range []string{"tags-v1-range.http", "tags-v2-range.http", "tags-v2-range-scope-resource.http"} {
+		t.Run(name, func(t *testing.T) {
+			rec := readRecording(t, name)
+			req, err := ParseTagsRequest(rec.query)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp, err := e.TagNames(ctx, "single-tenant", metas, nil, req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := map[string][]string{}
+			want := map[string][]string{}
+			if strings.Contains(rec.path, "/v2/") {
+				var w TagNamesV2
+				if err := json.Unmarshal(rec.body, &w); err != nil {
+					t.Fatal(err)
+				}
+				for _, s := range w.Scopes {
+					want[s.Name] = s.Tags
+				}
+				for _, s := range resp.V2().Scopes {
+					got[s.Name] = s.Tags
+				}
+			} else {
+				var w TagNamesV1
+				if err := json.Unmarshal(rec.body, &w); err != nil {
+					t.Fatal(err)
+				}
+				want[""] = w.TagNames
+				got[""] = resp.V1().TagNames
+			}
+			for scope, wt := range want {
+				gs := map[string]bool{}
+				for _, g := range got[scope] {
+					gs[g] = true
+				}
+				for _, w := range wt {
+					if !gs[w] {
+						t.Errorf("scope %q lacks %q", scope, w)
+					}
+					delete(gs, w)
+				}
+				for g := range gs {
+					if !dedicated[g] {
+						t.Errorf("scope %q has %q, which Tempo does not list", scope, g)
+					}
+				}
+			}
+			if len(got) != len(want) {
+				t.Errorf("scopes %v, Tempo's %v", keys(got), keys(want))
+			}
+		})
+	}
+	for _, name := range []string{"tag-values-v1-service.name-range.http", "tag-values-v2-resource.service.name-range.http",
+		"tag-values-v2-span.http.status_code-range.http", "tag-values-v2-filtered-range.http"} {
+		t.Run(name, func(t *testing.T) {
+			rec := readRecording(t, name)
+			v2 := strings.Contains(rec.path, "/v2/")
+			tag := strings.TrimSuffix(rec.path[strings.Index(rec.path, "/tag/")+len("/tag/"):], "/values")
+			req, err := ParseTagValuesRequest(tag, v2, rec.query)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp, err := e.TagValues(ctx, "single-tenant", metas, nil, req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got, want []string
+			if v2 {
+				var w TagValuesV2
+				if err := json.Unmarshal(rec.body, &w); err != nil {
+					t.Fatal(err)
+				}
+				for _, v := range w.TagValues {
+					want = append(want, v.Type+":"+v.Value)
+				}
+				for _, v := range resp.V2().TagValues {
+					got = append(got, v.Type+":"+v.Value)
+				}
+			} else {
+				var w TagValuesV1
+				if err := json.Unmarshal(rec.body, &w); err != nil {
+					t.Fatal(err)
+				}
+				want, got = w.TagValues, resp.V1().TagValues
+			}
+			sort.Strings(got)
+			sort.Strings(want)
+			if !reflect.DeepEqual(got, want) {
+				t.Errorf("values\n got %v\nwant %v", got, want)
+			}
+		})
+	}
+}
+
+func keys(m map[string][]string) []string {
+	var out []string
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}

@@ -6,8 +6,8 @@ import (
 
 // shownAttr is an attribute returned with each matched span.
 type shownAttr struct {
-	attr   traceql.Attribute
-	key    string
+	attr    traceql.Attribute
+	key     string
 	select_ bool // from select(): an absent value shows as "nil"
 }
 

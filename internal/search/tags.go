@@ -62,8 +62,10 @@ func (r *TagValuesResponse) V1() *TagValuesV1 {
 // q is nil or `{}`).
 func visitSpans(q *traceql.Query, td ptrace.Traces, info *part, fn func(rs ptrace.ResourceSpans, ss ptrace.ScopeSpans, sp ptrace.Span)) {
 	all := q == nil
-	if f, ok := q.Filter.(*traceql.SpansetFilter); !all && ok && f.Expr == nil {
-		all = true
+	if !all {
+		if f, ok := q.Filter.(*traceql.SpansetFilter); ok && f.Expr == nil {
+			all = true
+		}
 	}
 	type ref struct {
 		rs ptrace.ResourceSpans
