@@ -24,7 +24,7 @@ func init() {
 			Short: "List and inspect the blocks of a bucket",
 			Args:  cobra.NoArgs,
 		}
-		cmd.AddCommand(newBlocksListCmd(g), newBlocksInspectCmd(g))
+		cmd.AddCommand(append([]*cobra.Command{newBlocksListCmd(g), newBlocksInspectCmd(g)}, blocksMaintenanceCommands(g)...)...)
 		root.AddCommand(cmd)
 	})
 }
