@@ -51,6 +51,7 @@ type serveOptions struct {
 	IngestionRateBytes  float64
 	IngestionBurstBytes int
 	MaxTraceBytes       int64
+	MaxLiveBytes        int64
 
 	QueryPollInterval  time.Duration
 	QueryTimeout       time.Duration
@@ -128,6 +129,7 @@ With --multitenancy queries name their tenant in X-Scope-OrgID.
 	f.Float64Var(&o.IngestionRateBytes, "ingestion-rate-bytes", server.DefaultIngestionRateBytes, "per-tenant ingestion rate limit in bytes/s; -1 for none (env TRACECTL_INGESTION_RATE_BYTES)")
 	f.IntVar(&o.IngestionBurstBytes, "ingestion-burst-bytes", server.DefaultIngestionBurst, "per-tenant ingestion burst in bytes (env TRACECTL_INGESTION_BURST_BYTES)")
 	f.Int64Var(&o.MaxTraceBytes, "max-trace-bytes", server.DefaultMaxTraceBytes, "largest trace kept in one block; spans past it are dropped and counted; -1 for none (env TRACECTL_MAX_TRACE_BYTES)")
+	f.Int64Var(&o.MaxLiveBytes, "max-live-bytes", server.DefaultMaxLiveBytes, "most bytes of spans held in memory (head and blocks waiting to be stored); past it ingest is refused with 429/ResourceExhausted until storing catches up; -1 for none (env TRACECTL_MAX_LIVE_BYTES)")
 	f.DurationVar(&o.QueryPollInterval, "query-poll-interval", query.DefaultPollInterval, "how often the query API reads each tenant's block list again, so blocks written elsewhere appear and compacted ones go (env TRACECTL_QUERY_POLL_INTERVAL)")
 	f.DurationVar(&o.QueryTimeout, "query-timeout", query.DefaultQueryTimeout, "longest a query may run before it is answered 504 (env TRACECTL_QUERY_TIMEOUT)")
 	f.IntVar(&o.QueryMaxConcurrent, "query-max-concurrent", query.DefaultMaxConcurrent, "queries run at once; more wait briefly, then get 429 (env TRACECTL_QUERY_MAX_CONCURRENT)")
@@ -271,7 +273,7 @@ func runServe(ctx context.Context, g *globalOptions, o *serveOptions) error {
 		WAL:              wal.Options{Sync: sync, MaxBytes: o.WALMaxBytes},
 		MaxBlockDuration: o.MaxBlockDuration, MaxBlockBytes: o.MaxBlockBytes, TraceIdlePeriod: o.TraceIdlePeriod,
 		IngestionRateBytes: o.IngestionRateBytes, IngestionBurstBytes: o.IngestionBurstBytes,
-		MaxTraceBytes: o.MaxTraceBytes, Logger: log, Registry: reg,
+		MaxTraceBytes: o.MaxTraceBytes, MaxLiveBytes: o.MaxLiveBytes, Logger: log, Registry: reg,
 		OnBlockFlushed: func(tenant string, meta *block.Meta) {
 			if a := qapi.Load(); a != nil {
 				a.BlockFlushed(tenant, meta)

@@ -159,6 +159,13 @@ func (h *head) takeComplete(now time.Time, idle, maxAge time.Duration) (*snapsho
 	return s, kept
 }
 
+// size is the protobuf bytes held.
+func (h *head) size() int64 {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.bytes
+}
+
 // stats returns the head's size and the time of its oldest unflushed append.
 func (h *head) stats() (bytes int64, traces int, first time.Time) {
 	h.mu.Lock()

@@ -41,6 +41,10 @@ const (
 	DefaultIngestionBurst     = 20_000_000 // Tempo's ingestion_burst_size_bytes
 	DefaultMaxTraceBytes      = 5_000_000  // Tempo's max_bytes_per_trace
 	DefaultWALMaxBytes        = 512 << 20
+	// DefaultMaxLiveBytes bounds what is held in memory (the head and
+	// the blocks waiting to be stored): three blocks' worth, about 600 MB
+	// of pdata at the default block size.
+	DefaultMaxLiveBytes = 3 * DefaultMaxBlockBytes
 	DefaultFlushCheckInterval = time.Second
 	DefaultTraceIdlePeriod    = 10 * time.Second // Tempo's trace_idle_period
 	// requeueChunkBytes bounds one WAL record when still-active traces are
@@ -70,6 +74,11 @@ type Config struct {
 	// MaxTraceBytes bounds one trace in the head; spans past it are
 	// dropped and counted. Negative disables the limit.
 	MaxTraceBytes int64
+	// MaxLiveBytes bounds the protobuf bytes held in memory, in the head
+	// and in blocks not yet stored; past it requests are refused as
+	// limited (429 / ResourceExhausted) until flushing catches up, so a
+	// slow or failing store cannot exhaust memory. Negative disables it.
+	MaxLiveBytes int64
 	// DedicatedColumns for written blocks; nil means Tempo's default list.
 	DedicatedColumns []block.DedicatedColumn
 
@@ -106,6 +115,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.MaxTraceBytes == 0 {
 		c.MaxTraceBytes = DefaultMaxTraceBytes
+	}
+	if c.MaxLiveBytes == 0 {
+		c.MaxLiveBytes = DefaultMaxLiveBytes
 	}
 	if c.WAL.MaxBytes == 0 {
 		c.WAL.MaxBytes = DefaultWALMaxBytes
@@ -148,6 +160,10 @@ type Server struct {
 	// are flushed in order so WAL segments are removed in order.
 	flushMu  sync.Mutex
 	flushing []*snapshot
+	// queued is the protobuf bytes of the snapshots in flushing.
+	queued atomic.Int64
+	// kick wakes the flusher after a cut.
+	kick chan struct{}
 	// flushRun makes flushPending run once at a time (the loop, Flush).
 	flushRun sync.Mutex
 
@@ -185,6 +201,7 @@ func New(cfg Config) (*Server, error) {
 		limiters: map[string]*rate.Limiter{},
 		stop:     make(chan struct{}),
 		done:     make(chan struct{}),
+		kick:     make(chan struct{}, 1),
 	}
 	s.m = newMetrics(s, cfg.Registry)
 	start := time.Now()
@@ -256,6 +273,15 @@ func (s *Server) ConsumeOTLP(ctx context.Context, tenantID string, td ptrace.Tra
 			tenantID, s.cfg.IngestionRateBytes, s.cfg.IngestionBurstBytes)
 	}
 
+	if s.cfg.MaxLiveBytes > 0 {
+		if live := s.head.size() + s.queued.Load(); live+int64(len(payload)) > s.cfg.MaxLiveBytes {
+			s.m.refused.WithLabelValues("live_bytes_exceeded").Add(float64(n))
+			return ingest.Limited("live_bytes_exceeded", 5*time.Second,
+				"the server holds %d bytes of spans not yet stored (limit %d): storage is slow or failing, or ingest is faster than blocks can be written; retry later",
+				live, s.cfg.MaxLiveBytes)
+		}
+	}
+
 	s.cutMu.RLock()
 	_, err := s.wal.Append(ctx, tenantID, payload)
 	if err != nil {
@@ -296,14 +322,19 @@ func (s *Server) limiter(tenantID string) *rate.Limiter {
 	return l
 }
 
-// loop cuts the head when it is due and flushes snapshots, retrying
-// failures with backoff, until Shutdown.
+// loop cuts the head when it is due, until Shutdown. Storing runs in
+// flusher, so a slow store does not delay cuts: blocks keep their size
+// and MaxLiveBytes bounds what waits.
 func (s *Server) loop() {
 	defer close(s.done)
+	flushed := make(chan struct{})
+	go func() {
+		defer close(flushed)
+		s.flusher()
+	}()
+	defer func() { <-flushed }()
 	t := time.NewTicker(s.cfg.FlushCheckInterval)
 	defer t.Stop()
-	backoff := time.Duration(0)
-	var retryAt time.Time
 	for {
 		select {
 		case <-s.stop:
@@ -314,6 +345,24 @@ func (s *Server) loop() {
 			if err := s.cut(all); err != nil {
 				s.cfg.Logger.Error("cutting the head block", "err", err)
 			}
+		}
+		select {
+		case s.kick <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// flusher stores queued snapshots when kicked, retrying failures with
+// backoff, until Shutdown.
+func (s *Server) flusher() {
+	backoff := time.Duration(0)
+	var retryAt time.Time
+	for {
+		select {
+		case <-s.stop:
+			return
+		case <-s.kick:
 		}
 		if !retryAt.IsZero() && time.Now().Before(retryAt) {
 			continue
@@ -386,6 +435,7 @@ func (s *Server) cut(all bool) error {
 	// still waiting to be stored.
 	s.flushMu.Lock()
 	s.flushing = append(s.flushing, snap)
+	s.queued.Add(snap.bytes)
 	s.flushMu.Unlock()
 	return nil
 }
@@ -447,6 +497,7 @@ func (s *Server) flushPending(ctx context.Context) error {
 		}
 		s.flushMu.Lock()
 		s.flushing = s.flushing[1:]
+		s.queued.Add(-snap.bytes)
 		s.flushMu.Unlock()
 		if err := s.wal.Remove(snap.walSeg); err != nil {
 			// The data is stored; the segment will be replayed and its
