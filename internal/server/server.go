@@ -44,7 +44,7 @@ const (
 	// DefaultMaxLiveBytes bounds what is held in memory (the head and
 	// the blocks waiting to be stored): three blocks' worth, about 600 MB
 	// of pdata at the default block size.
-	DefaultMaxLiveBytes = 3 * DefaultMaxBlockBytes
+	DefaultMaxLiveBytes       = 3 * DefaultMaxBlockBytes
 	DefaultFlushCheckInterval = time.Second
 	DefaultTraceIdlePeriod    = 10 * time.Second // Tempo's trace_idle_period
 	// requeueChunkBytes bounds one WAL record when still-active traces are
