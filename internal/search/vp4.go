@@ -2,18 +2,357 @@ package search
 
 import (
 	"context"
+	"errors"
+	"io"
+	"sync"
+	"time"
+
+	"github.com/parquet-go/parquet-go"
+	"github.com/parquet-go/parquet-go/format"
+	"go.opentelemetry.io/collector/pdata/ptrace"
 
 	"github.com/tracectl/tracectl/internal/blocks/block"
+	"github.com/tracectl/tracectl/internal/blocks/vparquet4"
 	"github.com/tracectl/tracectl/internal/storage"
 	"github.com/tracectl/tracectl/internal/traceql"
 )
 
-type fileCache struct{}
+// The vParquet4 path works in two phases per row group. Phase 1 reads only
+// the columns the filter's conditions live in (service name, span name,
+// status, kind, duration, root names: small, dictionary- or delta-encoded)
+// plus the trace ID and times, and keeps the rows that may match: a
+// superset, since each condition is tested on its own. Phase 2 reads the
+// candidate rows whole and evaluates the query exactly (the OTLP path), so
+// both paths give the same answers. Row groups without candidates are
+// never read beyond their few filter columns, and the job stops at the
+// limit.
 
-func newFileCache(b *storage.Bucket, n int) *fileCache { return &fileCache{} }
+// fileCache keeps one reader per block so parsed footers live across
+// queries.
+type fileCache struct {
+	b   *storage.Bucket
+	max int
+	mu  sync.Mutex
+	m   map[string]*vparquet4.Block
+}
 
+func newFileCache(b *storage.Bucket, n int) *fileCache {
+	return &fileCache{b: b, max: n, m: map[string]*vparquet4.Block{}}
+}
+
+func (c *fileCache) get(ctx context.Context, m *block.Meta) *vparquet4.Block {
+	key := m.String()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if b, ok := c.m[key]; ok && b.Meta().Size == m.Size {
+		return b
+	}
+	if len(c.m) >= c.max {
+		for k := range c.m { // drop an arbitrary entry
+			delete(c.m, k)
+			break
+		}
+	}
+	b := vparquet4.OpenBlock(ctx, c.b, m)
+	c.m[key] = b
+	return b
+}
+
+// colTest is one comparison phase 1 can test on a column: true for a row
+// when any value of the column in that row satisfies it.
+type colTest struct {
+	col int
+	op  *traceql.BinaryOp
+	// conv turns a column value into the attribute's value.
+	conv func(parquet.Value) traceql.Static
+}
+
+// cand is phase 1's view of a spanset or field expression: a tree whose
+// leaves are colTests (index into plan.tests) or "unknown" (always true).
+type cand struct {
+	op          traceql.Op // OpAnd, OpOr, or OpNone for a leaf
+	l, r        *cand
+	test        int // leaf: index into tests, -1 = unknown (may match)
+	trivialTrue bool
+}
+
+type vp4Plan struct {
+	root  *cand
+	tests []colTest
+}
+
+func strConv(v parquet.Value) traceql.Static {
+	return traceql.Static{Type: traceql.TypeString, S: string(v.ByteArray())}
+}
+
+// columnFor maps an attribute to a vParquet4 column phase 1 can test.
+func columnFor(a *traceql.Attribute) (int, func(parquet.Value) traceql.Static, bool) {
+	switch a.Scope {
+	case traceql.ScopeResource:
+		if a.Name == "service.name" {
+			return vparquet4.ColServiceName, strConv, true
+		}
+	case traceql.ScopeIntrinsic:
+		switch a.Intrinsic {
+		case traceql.IntrinsicName:
+			return vparquet4.ColSpanName, strConv, true
+		case traceql.IntrinsicRootName:
+			return vparquet4.ColRootSpanName, strConv, true
+		case traceql.IntrinsicRootServiceName:
+			return vparquet4.ColRootServiceName, strConv, true
+		case traceql.IntrinsicStatus:
+			return vparquet4.ColSpanStatusCode, func(v parquet.Value) traceql.Static {
+				return traceql.Static{Type: traceql.TypeStatus, I: v.Int64()}
+			}, true
+		case traceql.IntrinsicKind:
+			return vparquet4.ColSpanKind, func(v parquet.Value) traceql.Static {
+				return traceql.Static{Type: traceql.TypeKind, I: v.Int64()}
+			}, true
+		case traceql.IntrinsicDuration:
+			return vparquet4.ColSpanDurationNano, func(v parquet.Value) traceql.Static {
+				return traceql.Static{Type: traceql.TypeDuration, D: time.Duration(v.Int64())}
+			}, true
+		}
+	}
+	return 0, nil, false
+}
+
+func (vp *vp4Plan) field(e traceql.FieldExpr) *cand {
+	switch e := e.(type) {
+	case *traceql.BinaryOp:
+		if e.Op == traceql.OpAnd || e.Op == traceql.OpOr {
+			return &cand{op: e.Op, l: vp.field(e.LHS), r: vp.field(e.RHS)}
+		}
+		a := e.LHS.(*traceql.Attribute)
+		s := e.RHS.(*traceql.Static)
+		if s.Type == traceql.TypeNil {
+			return &cand{test: -1}
+		}
+		col, conv, ok := columnFor(a)
+		if !ok {
+			return &cand{test: -1}
+		}
+		vp.tests = append(vp.tests, colTest{col: col, op: e, conv: conv})
+		return &cand{test: len(vp.tests) - 1}
+	}
+	return &cand{test: -1}
+}
+
+func (vp *vp4Plan) spanset(e traceql.SpansetExpr) *cand {
+	switch e := e.(type) {
+	case *traceql.SpansetFilter:
+		if e.Expr == nil {
+			return &cand{test: -1}
+		}
+		return vp.field(e.Expr)
+	case *traceql.SpansetOp:
+		return &cand{op: e.Op, l: vp.spanset(e.LHS), r: vp.spanset(e.RHS)}
+	}
+	return &cand{test: -1}
+}
+
+func (c *cand) eval(results [][]bool, row int) bool {
+	switch c.op {
+	case traceql.OpAnd:
+		return c.l.eval(results, row) && c.r.eval(results, row)
+	case traceql.OpOr:
+		return c.l.eval(results, row) || c.r.eval(results, row)
+	}
+	if c.test < 0 {
+		return true
+	}
+	return results[c.test][row]
+}
+
+// searchVP4 answers the plan over one vParquet4 block (see above).
 func (e *Engine) searchVP4(ctx context.Context, m *block.Meta, p *plan, col *collector, st *stats) error {
-	return e.searchGeneric(ctx, m, p, col, st)
+	vp := &vp4Plan{}
+	vp.root = vp.spanset(p.query.Filter)
+	blk := e.files.get(ctx, m)
+	return blk.WithFile(ctx, func(f *vparquet4.File) error {
+		for i, rg := range f.F.RowGroups() {
+			if ctx.Err() != nil || col.full() {
+				return nil
+			}
+			nrows := int(rg.NumRows())
+			md := &f.F.Metadata().RowGroups[i]
+			cols := []int{vparquet4.ColTraceID, vparquet4.ColStartTimeUnixNano, vparquet4.ColEndTimeUnixNano,
+				vparquet4.ColRootServiceName, vparquet4.ColRootSpanName}
+			for _, t := range vp.tests {
+				cols = append(cols, t.col)
+			}
+			if err := fetchChunks(f, md, cols, st); err != nil {
+				return err
+			}
+			chunks := rg.ColumnChunks()
+			results := make([][]bool, len(vp.tests))
+			for ti, t := range vp.tests {
+				res := make([]bool, nrows)
+				err := scanColumn(chunks[t.col], func(row int, v parquet.Value) {
+					if !res[row] && traceql.Compare(t.op, t.conv(v), *t.op.RHS.(*traceql.Static)) {
+						res[row] = true
+					}
+				})
+				if err != nil {
+					return blkErr(m, i, err)
+				}
+				results[ti] = res
+			}
+			ids := make([]block.TraceID, nrows)
+			starts := make([]uint64, nrows)
+			ends := make([]uint64, nrows)
+			if err := scanColumn(chunks[vparquet4.ColTraceID], func(row int, v parquet.Value) {
+				b := v.ByteArray()
+				copy(ids[row][16-min(16, len(b)):], b)
+			}); err != nil {
+				return blkErr(m, i, err)
+			}
+			if err := scanColumn(chunks[vparquet4.ColStartTimeUnixNano], func(row int, v parquet.Value) { starts[row] = uint64(v.Int64()) }); err != nil {
+				return blkErr(m, i, err)
+			}
+			if err := scanColumn(chunks[vparquet4.ColEndTimeUnixNano], func(row int, v parquet.Value) { ends[row] = uint64(v.Int64()) }); err != nil {
+				return blkErr(m, i, err)
+			}
+			rootSvc := make([]string, nrows)
+			rootName := make([]string, nrows)
+			if err := scanColumn(chunks[vparquet4.ColRootServiceName], func(row int, v parquet.Value) { rootSvc[row] = string(v.ByteArray()) }); err != nil {
+				return blkErr(m, i, err)
+			}
+			if err := scanColumn(chunks[vparquet4.ColRootSpanName], func(row int, v parquet.Value) { rootName[row] = string(v.ByteArray()) }); err != nil {
+				return blkErr(m, i, err)
+			}
+			st.inspectedRows.Add(int64(nrows))
+			var rows []int64
+			for r := 0; r < nrows; r++ {
+				if !p.traceFilter(starts[r], ends[r]) {
+					continue
+				}
+				if vp.root.eval(results, r) {
+					rows = append(rows, int64(r))
+				}
+			}
+			spans := spanCount(md)
+			st.inspectedSpans.Add(spans)
+			f.C.DropData()
+			if len(rows) == 0 {
+				continue
+			}
+			st.inspectedBytes.Add(f.RowGroupBytes(i))
+			var stop bool
+			err := f.ReadRowsAll(i, rows, func(row int64, td ptrace.Traces) bool {
+				info := &part{id: ids[row], hasRoot: rootSvc[row] != "" || rootName[row] != "",
+					rootService: rootSvc[row], rootName: rootName[row], start: starts[row], end: ends[row]}
+				if pt := p.evalOTLP(ids[row], td, info); pt != nil {
+					if !col.add(pt) {
+						stop = true
+						return false
+					}
+				}
+				return ctx.Err() == nil
+			})
+			f.C.DropData()
+			if err != nil {
+				return err
+			}
+			if stop {
+				return nil
+			}
+		}
+		return nil
+	})
+}
+
+func blkErr(m *block.Meta, rg int, err error) error {
+	return errors.Join(errors.New("block "+m.String()+": row group "+itoa(rg)), err)
+}
+
+func itoa(i int) string {
+	return string(appendInt(nil, i))
+}
+
+func appendInt(b []byte, i int) []byte {
+	if i >= 10 {
+		b = appendInt(b, i/10)
+	}
+	return append(b, byte('0'+i%10))
+}
+
+// spanCount is the number of spans in a row group: values of the span ID
+// column (one per span, never null).
+func spanCount(md *format.RowGroup) int64 {
+	return md.Columns[47].MetaData.NumValues
+}
+
+// fetchChunks reads the byte ranges of the given column chunks (one
+// request each, merged when adjacent) and hands them to the file.
+func fetchChunks(f *vparquet4.File, md *format.RowGroup, cols []int, st *stats) error {
+	for _, c := range cols {
+		cm := &md.Columns[c].MetaData
+		off := cm.DataPageOffset
+		if cm.DictionaryPageOffset > 0 && cm.DictionaryPageOffset < off {
+			off = cm.DictionaryPageOffset
+		}
+		n := cm.TotalCompressedSize
+		if off < 0 || n <= 0 || off+n > f.C.Size() {
+			return errors.New("column chunk out of the file's bounds: corrupt footer")
+		}
+		if f.C.Covers(off, n) {
+			continue
+		}
+		buf := make([]byte, n)
+		if got, err := f.C.ReadAt(buf, off); int64(got) != n {
+			if err == nil {
+				err = io.ErrUnexpectedEOF
+			}
+			return err
+		}
+		st.inspectedBytes.Add(n)
+		f.C.Add(off, buf)
+	}
+	return nil
+}
+
+// scanColumn calls fn for every defined value of a column chunk with the
+// index of its row.
+func scanColumn(cc parquet.ColumnChunk, fn func(row int, v parquet.Value)) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = errors.New("corrupt column chunk")
+		}
+	}()
+	pages := cc.Pages()
+	defer pages.Close()
+	row := -1
+	buf := make([]parquet.Value, 1024)
+	for {
+		p, err := pages.ReadPage()
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		vr := p.Values()
+		for {
+			n, err := vr.ReadValues(buf)
+			for _, v := range buf[:n] {
+				if v.RepetitionLevel() == 0 {
+					row++
+				}
+				if !v.IsNull() {
+					fn(row, v)
+				}
+			}
+			if errors.Is(err, io.EOF) {
+				break
+			}
+			if err != nil {
+				parquet.Release(p)
+				return err
+			}
+		}
+		parquet.Release(p)
+	}
 }
 
 func (e *Engine) tagValuesFast(ctx context.Context, metas []*block.Meta, head HeadSource, req TagValuesRequest, attr *traceql.Attribute) (*TagValuesResponse, bool, error) {
