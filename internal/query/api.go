@@ -22,6 +22,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -385,6 +386,12 @@ func (a *API) errorResponse(route string, r *http.Request, err error) *response 
 // gzipMin is the smallest body worth compressing.
 const gzipMin = 1024
 
+// gzipWriters are reused: each holds about 1 MB of compressor state.
+var gzipWriters = sync.Pool{New: func() any {
+	zw, _ := gzip.NewWriterLevel(nil, gzip.BestSpeed)
+	return zw
+}}
+
 func writeResponse(w http.ResponseWriter, r *http.Request, resp *response) {
 	h := w.Header()
 	h.Set("Vary", "Accept-Encoding")
@@ -394,12 +401,15 @@ func writeResponse(w http.ResponseWriter, r *http.Request, resp *response) {
 	body := resp.body
 	if len(body) >= gzipMin && acceptsGzip(r) {
 		var buf bytes.Buffer
-		zw, _ := gzip.NewWriterLevel(&buf, gzip.BestSpeed)
+		buf.Grow(len(body) / 4)
+		zw := gzipWriters.Get().(*gzip.Writer)
+		zw.Reset(&buf)
 		_, _ = zw.Write(body)
 		if zw.Close() == nil {
 			body = buf.Bytes()
 			h.Set("Content-Encoding", "gzip")
 		}
+		gzipWriters.Put(zw)
 	}
 	h.Set("Content-Length", strconv.Itoa(len(body)))
 	w.WriteHeader(resp.status)
