@@ -145,8 +145,21 @@ func TestTraceByIDFallsBackToV1(t *testing.T) {
 	if res.API != "v1" || res.Trace.SpanCount() != 5 {
 		t.Errorf("api %s, %d spans", res.API, res.Trace.SpanCount())
 	}
-	if _, err := c.TraceByID(context.Background(), "deadbeef", TraceRequest{}); !errors.Is(err, ErrNotFound) {
-		t.Errorf("v1 miss after fallback: %v", err)
+	_, err = c.TraceByID(context.Background(), "deadbeef", TraceRequest{})
+	var se *StatusError
+	if !errors.Is(err, ErrNotFound) || errors.As(err, &se) {
+		t.Errorf("v1 miss after fallback: %v, want a plain not found", err)
+	}
+
+	// A server with neither endpoint: not found, but as a status error
+	// (the endpoint is missing), not as a missing trace.
+	srv.Handler = func(w http.ResponseWriter, r *http.Request) bool {
+		http.NotFound(w, r)
+		return true
+	}
+	_, err = c.TraceByID(context.Background(), recorded[2].id, TraceRequest{})
+	if !errors.As(err, &se) || se.Code != 404 {
+		t.Errorf("no endpoint: %v, want a *StatusError 404", err)
 	}
 }
 

@@ -111,7 +111,8 @@ func (c *Client) TraceByIDV2(ctx context.Context, id string, req TraceRequest) (
 }
 
 // TraceByIDV1 calls GET /api/traces/<id>. Tempo answers a trace it does not
-// have with 404 and no body: ErrNotFound.
+// have with 404 and no body: ErrNotFound. A router's "404 page not found"
+// (no such endpoint) is a *StatusError wrapping ErrNotFound.
 func (c *Client) TraceByIDV1(ctx context.Context, id string, req TraceRequest) (*TraceResult, error) {
 	what := "getting trace " + id
 	a, err := c.get(ctx, "/api/traces/"+url.PathEscape(id), req.query(), req.Encoding.accept())
@@ -119,6 +120,11 @@ func (c *Client) TraceByIDV1(ctx context.Context, id string, req TraceRequest) (
 		return nil, fmt.Errorf("%s: %w", what, err)
 	}
 	if a.status == http.StatusNotFound {
+		if strings.TrimSpace(string(a.body)) == "404 page not found" {
+			// A router's answer for a path it does not know (Tempo's
+			// own not-found has no body): the endpoint is missing.
+			return nil, c.statusError(what, a)
+		}
 		return nil, fmt.Errorf("%s: trace %w", what, ErrNotFound)
 	}
 	if a.status != http.StatusOK {
