@@ -169,6 +169,7 @@ func (l *blockList) poll(tenantID string, tb *tenantBlocks) {
 		return
 	}
 	l.m.polls.WithLabelValues("ok").Inc()
+	tb.err = nil
 	for _, p := range listing.Problems {
 		l.cfg.Logger.Warn("block left out of queries", "tenant", tenantID, "problem", p.Error())
 	}

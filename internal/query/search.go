@@ -35,7 +35,10 @@ func (a *API) clampSearch(req *search.Request) {
 	req.SpansPerSpanSet = min(req.SpansPerSpanSet, a.cfg.MaxSpansPerSpanSet)
 }
 
-// search serves /api/search.
+// search serves /api/search. Without start/end Tempo searches only the
+// recent data it holds in memory; tracectl searches the head and every
+// block (the limit bounds the answer), so a store of old or migrated traces
+// can be searched at all.
 func (a *API) search(ctx context.Context, tenantID string, r *http.Request) (*response, error) {
 	req, err := search.ParseRequest(r.URL.Query())
 	if err != nil {
