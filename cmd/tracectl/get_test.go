@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"io"
@@ -9,10 +10,13 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 	"unicode/utf8"
 
 	"go.opentelemetry.io/collector/pdata/ptrace"
+	"go.opentelemetry.io/collector/pdata/ptrace/ptraceotlp"
 
 	"github.com/tracectl/tracectl/internal/iostreams"
 	"github.com/tracectl/tracectl/internal/otlptest"
@@ -390,4 +394,68 @@ func TestGetFromServerFailures(t *testing.T) {
 	if res.code != exitPartial || !strings.Contains(res.stderr, "trace exceeds max size") || !strings.Contains(res.stdout, "3cdeabd114afbf66") {
 		t.Errorf("partial: exit %d, stderr %q, stdout %q", res.code, res.stderr, res.stdout)
 	}
+}
+
+// TestGetFromServe reads traces through tracectl serve's query API: sent
+// over OTLP, found by get --server while still in memory and after they
+// were stored in a block, drawn exactly as from real Tempo's answer.
+func TestGetFromServe(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a tracectl process")
+	}
+	corpus := otlptest.LoadCorpus(t)
+	tempo := tempotest.Start(t)
+	dir := t.TempDir()
+	bucket := "file://" + filepath.Join(dir, "bucket")
+	c := startTracectl(t, serveArgs(bucket, filepath.Join(dir, "wal"),
+		"--max-block-duration", "200ms", "--trace-idle-period", "-1ns")...)
+	defer func() {
+		_ = c.cmd.Process.Signal(syscall.SIGTERM)
+		_ = c.wait(t, 30*time.Second)
+	}()
+	isolateEnv(t)
+	server := "http://" + c.http
+	p00, p06 := otlptest.IDOf("P00"), otlptest.IDOf("P06")
+	for _, id := range []string{p00, p06} {
+		pb, err := ptraceotlp.NewExportRequestFromTraces(corpus.ByID[id]).MarshalProto()
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp, err := http.Post("http://"+c.addrs["otlp_http"]+"/v1/traces", "application/x-protobuf", bytes.NewReader(pb))
+		if err != nil || resp.StatusCode != 200 {
+			t.Fatalf("OTLP/HTTP post: %v %v", err, resp)
+		}
+		resp.Body.Close()
+	}
+	check := func(when string) {
+		for _, enc := range []string{"protobuf", "json"} {
+			res := runCLI(t, false, "get", p06, "--server", server, "--server-encoding", enc, "-o", "otlp-json")
+			if res.code != 0 {
+				t.Fatalf("%s, %s: exit %d: %s", when, enc, res.code, res.stderr)
+			}
+			td, err := (&ptrace.JSONUnmarshaler{}).UnmarshalTraces([]byte(res.stdout))
+			if err != nil {
+				t.Fatal(err)
+			}
+			otlptest.AssertEqual(t, corpus.ByID[p06], td)
+		}
+		fromServe := runCLI(t, true, "get", p00, "--server", server)
+		fromTempo := runCLI(t, true, "get", p00, "--server", tempo.URL)
+		if fromServe.code != 0 || fromServe.stdout != fromTempo.stdout {
+			t.Errorf("%s: the tree from tracectl serve (exit %d) differs from the one from Tempo:\n%s\n---\n%s", when, fromServe.code, fromServe.stdout, fromTempo.stdout)
+		}
+		nf := runCLI(t, false, "get", "deadbeefdeadbeefdeadbeefdeadbeef", "--server", server)
+		if nf.code != exitNotFound || !strings.Contains(nf.stderr, "single-tenant") || !strings.Contains(nf.stderr, server) {
+			t.Errorf("%s: not found: exit %d, stderr %q", when, nf.code, nf.stderr)
+		}
+	}
+	check("in memory")
+	deadline := time.Now().Add(30 * time.Second)
+	for !strings.Contains(c.log(), `"msg":"block stored"`) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no block stored:\n%s", c.log())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	check("stored in a block")
 }
