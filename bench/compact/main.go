@@ -59,7 +59,7 @@ func main() {
 	)
 	flag.Parse()
 	ctx := context.Background()
-	shape := fmt.Sprintf("%d-%d-%d-%g", *spans, *nblocks, *spansPerTrace, *split)
+	shape := fmt.Sprintf("v2-%d-%d-%d-%g", *spans, *nblocks, *spansPerTrace, *split)
 	bucketDir := filepath.Join(*dir, shape)
 	if *mergeOnly {
 		r, err := merge(ctx, bucketDir)
@@ -193,10 +193,12 @@ func write(ctx context.Context, dir string, spans, nblocks, perTrace int, split 
 		if err != nil {
 			return err
 		}
-		for i, p := range ps {
+		for _, p := range ps {
 			// The same seed per trace: both parts come from one trace.
 			tr := rand.New(rand.NewPCG(binary.BigEndian.Uint64(p.id[:8]), 1))
-			td := synthTrace(tr, p.id, perTrace, base.Add(time.Duration(i)*time.Millisecond), p.first, p.last, p.dup)
+			// Both parts share the trace's start time, as real split traces do.
+			start := base.Add(time.Duration(binary.BigEndian.Uint32(p.id[8:12])%3_600_000) * time.Millisecond)
+			td := synthTrace(tr, p.id, perTrace, start, p.first, p.last, p.dup)
 			if err := w.Add(p.id, td); err != nil {
 				return err
 			}
