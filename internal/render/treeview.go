@@ -139,7 +139,10 @@ type treeWriter struct {
 	shown   int
 	visible map[*TreeNode]bool
 	match   map[*TreeNode]bool
-	filter  bool
+	// resources caches the sorted attribute lines of each resource, shown
+	// under every span of it with --attrs.
+	resources map[pcommon.Resource][]attrKV
+	filter    bool
 }
 
 // Write draws the tree to w (see TreeOptions).
@@ -567,8 +570,18 @@ func (tw *treeWriter) details(n *TreeNode, dp string) {
 	for _, kv := range sortedAttrs(sp.Attributes()) {
 		out("span."+kv.k+" =", kv.v)
 	}
-	for _, kv := range sortedAttrs(n.Resource.Attributes()) {
-		out("resource."+kv.k+" =", kv.v)
+	res, ok := tw.resources[n.Resource]
+	if !ok {
+		for _, kv := range sortedAttrs(n.Resource.Attributes()) {
+			res = append(res, attrKV{"resource." + kv.k + " =", kv.v})
+		}
+		if tw.resources == nil {
+			tw.resources = map[pcommon.Resource][]attrKV{}
+		}
+		tw.resources[n.Resource] = res
+	}
+	for _, kv := range res {
+		out(kv.k, kv.v)
 	}
 	evs := sp.Events()
 	for i := 0; i < evs.Len(); i++ {
