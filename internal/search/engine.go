@@ -217,7 +217,15 @@ func (p *plan) result(id block.TraceID, c *combined) *TraceMetadata {
 			t.ServiceStats[svc] = cur
 		}
 	}
+	// The span set of one part: the one with the root when there is one,
+	// so that the answer does not depend on which block answered first.
 	set := c.parts[0].spanSet
+	for _, pt := range c.parts {
+		if pt.hasRoot {
+			set = pt.spanSet
+			break
+		}
+	}
 	t.SpanSet = set
 	t.SpanSets = []*SpanSet{set}
 	return t

@@ -245,7 +245,7 @@ func (e *Engine) TagValues(ctx context.Context, tenant string, metas []*block.Me
 	}
 	metas = inWindow(metas, req.Start, req.End)
 	var metrics *Metrics
-	if fast, ok, err := e.tagValuesFast(ctx, metas, head, req, attr); err != nil {
+	if fast, ok, err := e.tagValuesFast(ctx, tenant, metas, head, req, attr); err != nil {
 		return nil, err
 	} else if ok {
 		return fast, nil

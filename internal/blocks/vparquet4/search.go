@@ -76,10 +76,22 @@ func (f *File) ReadRowsAll(i int, rows []int64, fn func(row int64, td ptrace.Tra
 	rr := f.F.RowGroups()[i].Rows()
 	defer rr.Close()
 	buf := make([]parquet.Row, 1)
+	next := int64(-1) // the row ReadRows gives next; -1: not positioned
 	for _, row := range rows {
-		if err := rr.SeekToRow(row); err != nil {
-			return b.errorf("row group %d: %v", i, err)
+		// Read on sequentially over short gaps: a seek restarts the pages.
+		if next < 0 || row < next || row-next > 64 {
+			if err := rr.SeekToRow(row); err != nil {
+				return b.errorf("row group %d: %v", i, err)
+			}
+			next = row
 		}
+		for next < row {
+			if n, err := rr.ReadRows(buf); n != 1 {
+				return b.errorf("row group %d row %d: %v", i, next, err)
+			}
+			next++
+		}
+		next++
 		if n, err := rr.ReadRows(buf); n != 1 {
 			if err == nil || errors.Is(err, io.EOF) {
 				err = io.ErrUnexpectedEOF

@@ -1,0 +1,112 @@
+// Command search measures search on a large vParquet4 bucket: the bucket
+// bench/traceid writes (run it first: `go run ./bench/traceid`, 10M spans
+// in 20 blocks), searched warm through the same engine `tracectl serve`
+// uses. It reports, per query, median and p99 latency, CPU-seconds, spans
+// scanned per CPU-second and the share of the bucket's bytes read.
+//
+//	go run ./bench/search -bucket /tmp/tracectl-bench-traceid/10000000-20-10-rg4194304
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"slices"
+	"syscall"
+	"time"
+
+	"github.com/tracectl/tracectl/internal/blocks"
+	"github.com/tracectl/tracectl/internal/blocks/block"
+	"github.com/tracectl/tracectl/internal/search"
+	"github.com/tracectl/tracectl/internal/storage"
+)
+
+func main() {
+	dir := flag.String("bucket", filepath.Join(os.TempDir(), "tracectl-bench-traceid", "10000000-20-10-rg4194304"), "bucket directory written by bench/traceid")
+	runs := flag.Int("runs", 7, "runs per query")
+	flag.Parse()
+	ctx := context.Background()
+	b, err := storage.Open(ctx, "file://"+*dir)
+	check(err)
+	l, err := blocks.List(ctx, b, "single-tenant", blocks.ListOptions{})
+	check(err)
+	var metas []*block.Meta
+	var total uint64
+	for _, bi := range l.Blocks {
+		metas = append(metas, bi.Meta)
+		total += bi.Meta.Size
+	}
+	if len(metas) == 0 {
+		fmt.Fprintf(os.Stderr, "search bench: no blocks in %s; run `go run ./bench/traceid` first\n", *dir)
+		os.Exit(1)
+	}
+	e := search.NewEngine(b, search.Options{})
+	fmt.Printf("bucket %s: %d blocks, %d bytes\n", *dir, len(metas), total)
+	queries := []struct{ name, q, limit string }{
+		{"service, limit 20 (Grafana default)", `{ resource.service.name = "cart" }`, ""},
+		{"service, no match (full scan)", `{ resource.service.name = "does-not-exist" }`, ""},
+		{"service && error, limit 1000", `{ resource.service.name = "cart" && status = error }`, "1000"},
+		{"service, limit 1000", `{ resource.service.name = "cart" }`, "1000"},
+	}
+	for _, q := range queries {
+		v := url.Values{"q": {q.q}}
+		if q.limit != "" {
+			v.Set("limit", q.limit)
+		}
+		req, err := search.ParseRequest(v)
+		check(err)
+		var lat, cpu []time.Duration
+		var resp *search.Response
+		for i := 0; i <= *runs; i++ {
+			c0, t0 := cpuTime(), time.Now()
+			resp, err = e.Search(ctx, "single-tenant", metas, nil, req)
+			check(err)
+			if i == 0 {
+				continue // warm-up: footers parsed and cached
+			}
+			lat = append(lat, time.Since(t0))
+			cpu = append(cpu, cpuTime()-c0)
+		}
+		slices.Sort(lat)
+		slices.Sort(cpu)
+		spans := float64(resp.Metrics.InspectedSpans)
+		fmt.Printf("%-40s traces %4d  p50 %8.1f ms  p99 %8.1f ms  cpu p50 %8.1f ms  spans %9.0f  spans/cpu-s %6.2f M  bytes read %5.2f%%\n",
+			q.name, len(resp.Traces), ms(lat[len(lat)/2]), ms(lat[len(lat)-1]), ms(cpu[len(cpu)/2]), spans,
+			spans/cpu[len(cpu)/2].Seconds()/1e6, 100*float64(resp.Metrics.InspectedBytes)/float64(total))
+	}
+	for _, tag := range []string{"resource.service.name", "name", "status"} {
+		req, err := search.ParseTagValuesRequest(tag, true, url.Values{})
+		check(err)
+		var lat []time.Duration
+		var n int
+		for i := 0; i <= *runs*3; i++ {
+			t0 := time.Now()
+			resp, err := e.TagValues(ctx, "single-tenant", metas, nil, req)
+			check(err)
+			if i > 0 {
+				lat = append(lat, time.Since(t0))
+			}
+			n = len(resp.Values)
+		}
+		slices.Sort(lat)
+		fmt.Printf("tag values %-29s values %4d  p50 %8.1f ms  p99 %8.1f ms\n", tag, n, ms(lat[len(lat)/2]), ms(lat[len(lat)*99/100]))
+	}
+}
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+func check(err error) {
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "search bench:", err)
+		os.Exit(1)
+	}
+}
