@@ -62,6 +62,8 @@ type serveOptions struct {
 	LogLevel        string
 	ShutdownTimeout time.Duration
 
+	Compaction *serveCompactionOptions
+
 	MemoryLimit    int64
 	memoryLimitSet bool // --memory-limit given (flag, env or config)
 }
@@ -107,6 +109,7 @@ With --multitenancy queries name their tenant in X-Scope-OrgID.
 		},
 	}
 	addMemoryLimitFlag(cmd, &o.MemoryLimit)
+	o.Compaction = addServeCompactionFlags(cmd)
 	f := cmd.Flags()
 	f.StringVar(&o.HTTPListen, "http-listen-address", "0.0.0.0:3100", "address of the HTTP API: /metrics, /ready, /api/... (env TRACECTL_HTTP_LISTEN_ADDRESS)")
 	f.StringVar(&o.OTLPGRPC, "otlp-grpc-endpoint", ingest.DefaultOTLPGRPCEndpoint, "OTLP gRPC receiver, or off (env TRACECTL_OTLP_GRPC_ENDPOINT)")
@@ -253,14 +256,19 @@ func runServe(ctx context.Context, g *globalOptions, o *serveOptions) error {
 	for _, k := range rc.Ignored {
 		log.Warn("config key has no effect in tracectl", "key", k)
 	}
+	if o.QueryPollInterval <= 0 || o.QueryTimeout <= 0 || o.QueryMaxConcurrent <= 0 || o.QueryMaxTraceBytes <= 0 {
+		return usageError("--query-poll-interval, --query-timeout, --query-max-concurrent and --query-max-trace-bytes must be positive")
+	}
+
 	b, err := g.openBucket(ctx)
 	if err != nil {
 		return err
 	}
-
-	if o.QueryPollInterval <= 0 || o.QueryTimeout <= 0 || o.QueryMaxConcurrent <= 0 || o.QueryMaxTraceBytes <= 0 {
-		return usageError("--query-poll-interval, --query-timeout, --query-max-concurrent and --query-max-trace-bytes must be positive")
+	stopCompaction, err := startServeCompaction(ctx, b, o.Compaction, log)
+	if err != nil {
+		return err
 	}
+	defer stopCompaction()
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))

@@ -1,16 +1,21 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"io"
 	"log/slog"
+	"net/http"
+	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/spf13/cobra"
+	"go.opentelemetry.io/collector/pdata/ptrace/ptraceotlp"
 
 	"github.com/tracectl/tracectl/internal/blocks"
 	"github.com/tracectl/tracectl/internal/blocks/block"
@@ -94,4 +99,74 @@ func (s *syncWriter) Write(p []byte) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.w.Write(p)
+}
+
+// TestServeCompactsInTheBackground: with --compaction, the small blocks
+// serve cuts are merged by the loop while it runs, and every trace stays
+// readable from the bucket.
+func TestServeCompactsInTheBackground(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts tracectl processes")
+	}
+	dir := t.TempDir()
+	bucket := "file://" + filepath.Join(dir, "bucket")
+	c := startTracectl(t, serveArgs(bucket, filepath.Join(dir, "wal"),
+		"--max-block-bytes", "1", "--compaction", "--compaction-interval", "1s")...)
+	defer c.cmd.Process.Kill()
+	var ids []block.TraceID
+	b, err := storage.Open(context.Background(), bucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	for seq := uint64(1); seq <= 4; seq++ {
+		td, id := makeTrace(seq, 3)
+		ids = append(ids, id)
+		pb, _ := ptraceotlp.NewExportRequestFromTraces(td).MarshalProto()
+		resp, err := http.Post("http://"+c.addrs["otlp_http"]+"/v1/traces", "application/x-protobuf", bytes.NewReader(pb))
+		if err != nil || resp.StatusCode != 200 {
+			t.Fatalf("OTLP/HTTP post: %v %v", err, resp)
+		}
+		resp.Body.Close()
+		// One block per trace: wait until it is stored.
+		deadline := time.Now().Add(20 * time.Second)
+		for {
+			ids, _ := blocks.BlockIDs(context.Background(), b, block.DefaultTenant)
+			if len(ids) >= int(seq) || time.Now().After(deadline) {
+				break
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	deadline := time.Now().Add(60 * time.Second)
+	var compacted *block.Meta
+	for compacted == nil && time.Now().Before(deadline) {
+		l, err := blocks.List(context.Background(), b, block.DefaultTenant, blocks.ListOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, bi := range l.Blocks {
+			if bi.Meta.CompactionLevel >= 2 {
+				compacted = bi.Meta
+			}
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if compacted == nil {
+		t.Fatalf("no compacted block after 60s:\n%s", c.log())
+	}
+	if compacted.TotalObjects < 2 {
+		t.Errorf("compacted block holds %d traces, want the merged inputs' traces", compacted.TotalObjects)
+	}
+	if err := c.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.wait(t, 30*time.Second); err != nil {
+		t.Fatalf("SIGTERM: exit %v\n%s", err, c.log())
+	}
+	for _, id := range ids {
+		if res := runCLI(t, false, "get", id.Hex(), "--storage", bucket, "-o", "json"); res.code != 0 || strings.Count(res.stdout, `"spanId"`) != 3 {
+			t.Errorf("trace %s after compaction: exit %d, %d spans; %s", id.Hex(), res.code, strings.Count(res.stdout, `"spanId"`), res.stderr)
+		}
+	}
 }
