@@ -371,3 +371,13 @@ func TestServeQueryAPI(t *testing.T) {
 		t.Errorf("/metrics lacks the query counters")
 	}
 }
+
+func TestServeQueryFlagsValidated(t *testing.T) {
+	isolateEnv(t)
+	for _, flag := range []string{"--query-poll-interval=0s", "--query-timeout=-1s", "--query-max-concurrent=0", "--query-max-trace-bytes=0"} {
+		res := runCLI(t, false, "serve", flag, "--storage", "mem://")
+		if res.code != exitUsage || !strings.Contains(res.stderr, "must be positive") {
+			t.Errorf("%s: exit %d, stderr %q", flag, res.code, res.stderr)
+		}
+	}
+}

@@ -441,3 +441,24 @@ func TestSplitSpans(t *testing.T) {
 		t.Fatal(d)
 	}
 }
+
+// FuzzParseTraceID: any input either parses to the ID block.ParseTraceID
+// gives for it, or is refused with one of Tempo's messages; never a panic.
+func FuzzParseTraceID(f *testing.F) {
+	for _, s := range []string{"594dbe7e6cff645eb51079037485e52a", "5B8EFFF798038103", "not-a-trace-id", "", "0123456789abcdef0123456789abcdef00", "é"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		id, err := ParseTraceID(s)
+		if err != nil {
+			if msg := err.Error(); !strings.HasPrefix(msg, "trace ID") && !strings.HasPrefix(msg, "trace IDs") {
+				t.Fatalf("%q: message %q", s, msg)
+			}
+			return
+		}
+		want, err := block.ParseTraceID(s)
+		if err != nil || want != id {
+			t.Fatalf("%q: %s, block.ParseTraceID %s %v", s, id.Hex(), want.Hex(), err)
+		}
+	})
+}
