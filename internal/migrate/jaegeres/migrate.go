@@ -16,6 +16,7 @@ import (
 	"github.com/jaegertracing/jaeger/model"
 	jaegertranslator "github.com/open-telemetry/opentelemetry-collector-contrib/pkg/translator/jaeger"
 
+	"github.com/tracectl/tracectl/internal/blocks"
 	"github.com/tracectl/tracectl/internal/blocks/block"
 	"github.com/tracectl/tracectl/internal/blocks/vparquet4"
 	"github.com/tracectl/tracectl/internal/migrate"
@@ -274,6 +275,9 @@ func (m *migration) adoptPending(ctx context.Context) error {
 		return fmt.Errorf("checking pending block %s: %w", id, err)
 	}
 	if ok {
+		if bi, _, err := blocks.ReadBlockMeta(ctx, m.o.Bucket, m.o.Tenant, id); err == nil && bi != nil && bi.Meta != nil {
+			pd.Stats.Bytes = bi.Meta.Size
+		}
 		m.cp.Stats.add(&pd.Stats)
 		m.cp.After = pd.After
 		m.cp.Claimed = pd.Claimed
@@ -484,17 +488,22 @@ func (m *migration) export(ctx context.Context) error {
 		buf = newBlockBuf()
 		return nil
 	}
-	restarts := 0
+	restarts, restartedAt := 0, ""
 	var tooMany error
 	for {
 		group, err := e.nextGroup()
 		if errors.Is(err, io.EOF) {
 			break
 		}
-		if errors.Is(err, ErrContextMissing) && restarts < 10 {
+		if errors.Is(err, ErrContextMissing) && (restarts < 20 || lastDone != restartedAt) {
 			// The snapshot expired: take a new one and go on after the last
-			// trace read whole; the partial one is read again.
+			// trace read whole; the partial one is read again. Give up
+			// after 20 expiries in a row without progress.
+			if lastDone != restartedAt {
+				restarts = 0
+			}
 			restarts++
+			restartedAt = lastDone
 			e.stop()
 			if err := e.start(ctx, lastDone); err != nil {
 				return finish(err)
@@ -591,7 +600,10 @@ func (m *migration) writeBlock(ctx context.Context, j *blockJob) error {
 	id := uuid.New()
 	if m.store != nil && len(j.sorted) > 0 {
 		m.mu.Lock()
-		m.cp.Pending = &pending{BlockID: id.String(), After: b.after, Claimed: b.claimed, Stats: b.stats}
+		ps := b.stats
+		ps.Blocks = []string{id.String()}
+		ps.Traces = int64(len(j.sorted))
+		m.cp.Pending = &pending{BlockID: id.String(), After: b.after, Claimed: b.claimed, Stats: ps}
 		err := m.store.save(ctx, m.cp)
 		if err != nil {
 			m.cp.Pending = nil
