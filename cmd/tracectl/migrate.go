@@ -24,7 +24,7 @@ func init() {
 			Short: "Migrate from a source (otlp-file)",
 			Args:  cobra.NoArgs,
 		}
-		from.AddCommand(newMigrateOTLPFileCmd(g))
+		from.AddCommand(newMigrateOTLPFileCmd(g), newMigrateJaegerESCmd(g))
 		m.AddCommand(from)
 		root.AddCommand(m)
 	})

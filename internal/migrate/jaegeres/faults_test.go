@@ -237,7 +237,6 @@ func TestResumeAfterStorageFailures(t *testing.T) {
 	}
 }
 
-
 func TestCheckpointOfAnotherMigrationIsRefused(t *testing.T) {
 	es := startDataset(t, estest.Config{Version: "8.15.0"})
 	o := baseOptions(es, memBucket(t))
