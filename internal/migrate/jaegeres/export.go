@@ -435,3 +435,39 @@ func (c *Client) searchAll(ctx context.Context, indices []string, q map[string]a
 		after = res.Hits.Hits[len(res.Hits.Hits)-1].Sort
 	}
 }
+
+// ReadAll reads and decodes every selected document the way Migrate does,
+// writing nothing: the baseline the migration's speed is measured against.
+// It returns the documents read and how many failed to decode.
+func ReadAll(ctx context.Context, c *Client, sel Selection, parallel, batch int) (docs, bad int64, err error) {
+	sel.defaults()
+	indices, err := c.Discover(ctx, sel)
+	if err != nil {
+		return 0, 0, err
+	}
+	var names []string
+	for _, ix := range indices {
+		names = append(names, ix.Name)
+	}
+	e := newExporter(c, exportOptions{indices: names, sel: &sel, slices: parallel, parallel: parallel,
+		batch: batch, keepAlive: DefaultKeepAlive, dec: &Decoder{}})
+	if err := e.start(ctx, ""); err != nil {
+		return 0, 0, err
+	}
+	defer e.stop()
+	for {
+		g, err := e.nextGroup()
+		if errors.Is(err, io.EOF) {
+			return docs, bad, nil
+		}
+		if err != nil {
+			return docs, bad, err
+		}
+		for i := range g {
+			docs++
+			if g[i].err != nil {
+				bad++
+			}
+		}
+	}
+}
