@@ -11,8 +11,9 @@
 // traceDuration (and Tempo's colon forms span:name, trace:rootService, …);
 // comparisons = != > >= < <= =~ !~ against strings, integers, floats,
 // booleans, durations, status and kind keywords and nil; a trailing
-// `| select(...)`; and for metrics queries `| rate()` or
-// `| count_over_time()` with an optional `by(...)`. Anything else is a
+// `| select(...)`; and for metrics queries `| rate()`,
+// `| count_over_time()` or `| min_over_time(x)` (max_, avg_) with an
+// optional `by(...)`. Anything else is a
 // *ParseError naming the construct and its position.
 package traceql
 
@@ -170,10 +171,14 @@ type Static struct {
 	Pos  int
 }
 
-// MetricsStage is `| rate()` or `| count_over_time()` with an optional
+// MetricsStage is `| rate()`, `| count_over_time()` or
+// `| min_over_time(attr)` (also max_, avg_) with an optional
 // `by(attr, ...)`.
 type MetricsStage struct {
-	Func string // "rate" or "count_over_time"
+	Func string // "rate", "count_over_time", "min_over_time", "max_over_time", "avg_over_time"
+	// Attr is the aggregated attribute of the _over_time functions other
+	// than count (duration, traceDuration or a numeric attribute).
+	Attr *Attribute
 	By   []Attribute
 	Pos  int
 }

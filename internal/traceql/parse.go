@@ -185,11 +185,14 @@ func (p *parser) query() (*Query, *ParseError) {
 	return q, nil
 }
 
-var metricsFuncs = map[string]bool{"rate": true, "count_over_time": true}
+var metricsFuncs = map[string]bool{"rate": true, "count_over_time": true,
+	"min_over_time": true, "max_over_time": true, "avg_over_time": true}
+
+// overTimeFuncs take the attribute they aggregate: `min_over_time(duration)`.
+var overTimeFuncs = map[string]bool{"min_over_time": true, "max_over_time": true, "avg_over_time": true}
 var unsupportedStages = map[string]string{
 	"count": "aggregate count()", "avg": "aggregate avg()", "sum": "aggregate sum()", "min": "aggregate min()", "max": "aggregate max()",
-	"by": "grouping by()", "coalesce": "coalesce()", "min_over_time": "metrics function min_over_time()",
-	"max_over_time": "metrics function max_over_time()", "avg_over_time": "metrics function avg_over_time()",
+	"by": "grouping by()", "coalesce": "coalesce()",
 	"sum_over_time": "metrics function sum_over_time()", "quantile_over_time": "metrics function quantile_over_time()",
 	"histogram_over_time": "metrics function histogram_over_time()", "compare": "metrics function compare()",
 	"topk": "topk()", "bottomk": "bottomk()",
@@ -201,7 +204,7 @@ func (p *parser) pipelineStage(q *Query) *ParseError {
 		return p.errAt(t.pos, "unsupported: a spanset filter after | (pipelines of filters); combine the conditions in one filter with &&")
 	}
 	if t.kind != tIdent {
-		return p.errAt(t.pos, "syntax error: unexpected "+t.describe()+" after |, expecting select(), rate() or count_over_time()")
+		return p.errAt(t.pos, "syntax error: unexpected "+t.describe()+" after |, expecting select() or a metrics function such as rate()")
 	}
 	if q.Metrics != nil {
 		return p.errAt(t.pos, "syntax error: nothing may follow the metrics function "+q.Metrics.Func+"()")
@@ -218,10 +221,24 @@ func (p *parser) pipelineStage(q *Query) *ParseError {
 		if _, err := p.expect(tLParen, "("); err != nil {
 			return err
 		}
+		m := &MetricsStage{Func: t.text, Pos: t.pos}
+		if overTimeFuncs[t.text] {
+			at := p.take()
+			a, err := p.attribute(at)
+			if err != nil {
+				return err
+			}
+			if a == nil {
+				return p.errAt(at.pos, "syntax error: unexpected "+at.describe()+", expecting the attribute "+t.text+"() aggregates, such as duration")
+			}
+			if a.Scope == ScopeIntrinsic && a.Intrinsic != IntrinsicDuration && a.Intrinsic != IntrinsicTraceDuration {
+				return p.errAt(at.pos, "unsupported: "+t.text+"() over "+at.text+"; it aggregates duration, traceDuration or a numeric attribute")
+			}
+			m.Attr = a
+		}
 		if _, err := p.expect(tRParen, ")"); err != nil {
 			return err
 		}
-		m := &MetricsStage{Func: t.text, Pos: t.pos}
 		if b := p.peek(); b.kind == tIdent && b.text == "by" {
 			p.take()
 			attrs, err := p.attrList()
@@ -236,7 +253,7 @@ func (p *parser) pipelineStage(q *Query) *ParseError {
 	if what, ok := unsupportedStages[t.text]; ok {
 		return p.errAt(t.pos, "unsupported: "+what)
 	}
-	return p.errAt(t.pos, "syntax error: unknown pipeline stage "+strconv.Quote(t.text)+", expecting select(), rate() or count_over_time()")
+	return p.errAt(t.pos, "syntax error: unknown pipeline stage "+strconv.Quote(t.text)+", expecting select() or a metrics function such as rate()")
 }
 
 // attrList reads `( attr, attr, … )`.

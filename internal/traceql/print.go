@@ -16,7 +16,11 @@ func (q *Query) String() string {
 		b.WriteString(")")
 	}
 	if m := q.Metrics; m != nil {
-		b.WriteString(" | " + m.Func + "()")
+		arg := ""
+		if m.Attr != nil {
+			arg = m.Attr.String()
+		}
+		b.WriteString(" | " + m.Func + "(" + arg + ")")
 		if len(m.By) > 0 {
 			b.WriteString(" by(" + attrList(m.By) + ")")
 		}
