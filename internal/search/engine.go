@@ -35,8 +35,9 @@ type Options struct {
 // between queries.
 type Engine struct {
 	bucket *storage.Bucket
-	opts   Options
-	files  *fileCache
+	opts     Options
+	files    *fileCache
+	distinct distinctCache
 }
 
 // NewEngine returns an engine reading blocks from b.

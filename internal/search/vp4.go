@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/parquet-go/parquet-go"
+	"github.com/parquet-go/parquet-go/encoding"
 	"github.com/parquet-go/parquet-go/format"
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/ptrace"
@@ -80,6 +81,7 @@ type cand struct {
 type vp4Plan struct {
 	root  *cand
 	tests []colTest
+	ded   dedicatedSlots
 }
 
 func strConv(v parquet.Value) traceql.Static {
@@ -130,7 +132,10 @@ func (vp *vp4Plan) field(e traceql.FieldExpr) *cand {
 			return &cand{test: -1}
 		}
 		col, conv, ok := columnFor(a)
-		if !ok {
+		if !ok || a.Scope == traceql.ScopeResource {
+			if c := vp.attrCand(a, e); c != nil {
+				return c
+			}
 			return &cand{test: -1}
 		}
 		vp.tests = append(vp.tests, colTest{col: col, op: e, conv: conv})
@@ -159,6 +164,9 @@ func (c *cand) eval(results [][]bool, row int) bool {
 	case traceql.OpOr:
 		return c.l.eval(results, row) || c.r.eval(results, row)
 	}
+	if c.test == -2 {
+		return false
+	}
 	if c.test < 0 {
 		return true
 	}
@@ -167,7 +175,7 @@ func (c *cand) eval(results [][]bool, row int) bool {
 
 // searchVP4 answers the plan over one vParquet4 block (see above).
 func (e *Engine) searchVP4(ctx context.Context, m *block.Meta, p *plan, col *collector, st *stats) error {
-	vp := &vp4Plan{}
+	vp := &vp4Plan{ded: newDedicatedSlots(m)}
 	vp.root = vp.spanset(p.query.Filter)
 	blk := e.files.get(ctx, m)
 	return blk.WithFile(ctx, func(f *vparquet4.File) error {
@@ -415,30 +423,39 @@ func (e *Engine) tagValuesFast(ctx context.Context, tenant string, metas []*bloc
 			return true
 		})
 	}
+	// Enumerations (status, kind) have few values: once all are seen,
+	// nothing more is read.
+	enum := 0
+	switch attr.Intrinsic {
+	case traceql.IntrinsicStatus:
+		enum = len(statusNames)
+	case traceql.IntrinsicKind:
+		enum = len(kindNames)
+	}
+	allSeen := func() bool { return enum > 0 && len(seen) >= enum }
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	err := e.runJobs(ctx, metas, func(ctx context.Context, m *block.Meta) error {
-		return e.files.get(ctx, m).WithFile(ctx, func(f *vparquet4.File) error {
-			for i, rg := range f.F.RowGroups() {
-				md := &f.F.Metadata().RowGroups[i]
-				if err := fetchChunks(f, md, []int{c}, st); err != nil {
-					return err
-				}
-				local := map[traceql.Static]bool{}
-				if err := scanDistinct(rg.ColumnChunks()[c], func(v parquet.Value) { local[conv(v)] = true }); err != nil {
-					return blkErr(m, i, err)
-				}
-				f.C.DropData()
-				mu.Lock()
-				for s := range local {
-					if s.Type == traceql.TypeString && s.S == "" && attr.Intrinsic != traceql.IntrinsicName {
-						continue // no value
-					}
-					add(s)
-				}
-				mu.Unlock()
+		distinct, err := e.blockDistinct(ctx, m, c, conv, enum)
+		if err != nil {
+			return err
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		for s := range distinct {
+			if s.Type == traceql.TypeString && s.S == "" && attr.Intrinsic != traceql.IntrinsicName {
+				continue // no value
 			}
-			return nil
-		})
+			add(s)
+		}
+		if allSeen() {
+			cancel()
+		}
+		return nil
 	}, st)
+	if allSeen() {
+		err = nil // the other jobs were cancelled: nothing new to find
+	}
 	if err != nil {
 		return nil, true, err
 	}
@@ -456,7 +473,7 @@ func (e *Engine) tagValuesFast(ctx context.Context, tenant string, metas []*bloc
 // scanDistinct calls fn for the distinct values of a column chunk (with
 // repeats when it is not dictionary-encoded): from the dictionary pages
 // alone when there are dictionaries.
-func scanDistinct(cc parquet.ColumnChunk, fn func(v parquet.Value)) (err error) {
+func scanDistinct(cc parquet.ColumnChunk, fn func(v parquet.Value), done func() bool) (err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			err = errors.New("corrupt column chunk")
@@ -473,12 +490,29 @@ func scanDistinct(cc parquet.ColumnChunk, fn func(v parquet.Value)) (err error) 
 		if err != nil {
 			return err
 		}
+		if done() {
+			parquet.Release(p)
+			return nil
+		}
 		if d := p.Dictionary(); d != nil {
 			if d != last {
 				for i := 0; i < d.Len(); i++ {
 					fn(d.Index(int32(i)))
 				}
 				last = d
+			}
+			parquet.Release(p)
+			continue
+		}
+		if data := p.Data(); data.Kind() == encoding.Int64 {
+			// Integers (status, kind): straight from the decoded page,
+			// each distinct value once per page.
+			var last int64
+			for j, x := range data.Int64() {
+				if j == 0 || x != last {
+					fn(parquet.Int64Value(x))
+					last = x
+				}
 			}
 			parquet.Release(p)
 			continue
@@ -502,4 +536,59 @@ func scanDistinct(cc parquet.ColumnChunk, fn func(v parquet.Value)) (err error) 
 		}
 		parquet.Release(p)
 	}
+}
+
+// distinctCache keeps the distinct values of one column of one block:
+// blocks never change, so a warm tag-values query reads nothing.
+type distinctCache struct {
+	mu sync.Mutex
+	m  map[string]map[traceql.Static]bool
+}
+
+// maxDistinctEntries bounds the cache (block × column entries).
+const maxDistinctEntries = 4096
+
+// blockDistinct returns the distinct values of leaf column c in block m.
+// For an enumeration of enum values it stops reading once all are seen.
+func (e *Engine) blockDistinct(ctx context.Context, m *block.Meta, c int, conv func(parquet.Value) traceql.Static, enum int) (map[traceql.Static]bool, error) {
+	key := m.String() + "/" + itoa(c)
+	e.distinct.mu.Lock()
+	if d, ok := e.distinct.m[key]; ok {
+		e.distinct.mu.Unlock()
+		return d, nil
+	}
+	e.distinct.mu.Unlock()
+	out := map[traceql.Static]bool{}
+	err := e.files.get(ctx, m).WithFile(ctx, func(f *vparquet4.File) error {
+		for i, rg := range f.F.RowGroups() {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			if enum > 0 && len(out) >= enum {
+				return nil
+			}
+			md := &f.F.Metadata().RowGroups[i]
+			if err := fetchChunks(f, md, []int{c}, &stats{}); err != nil {
+				return err
+			}
+			err := scanDistinct(rg.ColumnChunks()[c], func(v parquet.Value) { out[conv(v)] = true }, func() bool {
+				return enum > 0 && len(out) >= enum
+			})
+			f.C.DropData()
+			if err != nil {
+				return blkErr(m, i, err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	e.distinct.mu.Lock()
+	if e.distinct.m == nil || len(e.distinct.m) >= maxDistinctEntries {
+		e.distinct.m = map[string]map[traceql.Static]bool{}
+	}
+	e.distinct.m[key] = out
+	e.distinct.mu.Unlock()
+	return out, nil
 }
