@@ -34,8 +34,16 @@ var jsonCfg = jsoniter.Config{UseNumber: true}.Froze()
 // IDs without leading zeros (before 1.16), 64- and 128-bit trace IDs,
 // parentSpanID (v2 writers), null or empty references and logs.
 func (d *Decoder) Decode(src []byte) (*model.Span, string, error) {
+	return d.decode(src, nil)
+}
+
+func (d *Decoder) decode(src []byte, in *interner) (*model.Span, string, error) {
 	it := jsonCfg.BorrowIterator(src)
 	defer jsonCfg.ReturnIterator(it)
+	if in != nil {
+		it.Attachment = in
+		defer func() { it.Attachment = nil }()
+	}
 	dot := d.DotReplacement
 	if dot == "" {
 		dot = DefaultDotReplacement
@@ -210,7 +218,7 @@ func readString(it *jsoniter.Iterator, field string) (string, error) {
 	if it.WhatIsNext() != jsoniter.StringValue {
 		return "", fmt.Errorf("%s: want a string", field)
 	}
-	return it.ReadString(), nil
+	return readStr(it), nil
 }
 
 func readStringOrNull(it *jsoniter.Iterator, field string) (string, error) {
@@ -230,7 +238,7 @@ func readUint(it *jsoniter.Iterator, field string) (uint64, error) {
 		}
 		return v, nil
 	case jsoniter.StringValue: // tolerated: numbers stored as strings
-		s := it.ReadString()
+		s := readStr(it)
 		v, err := strconv.ParseUint(s, 10, 64)
 		if err != nil {
 			return 0, fmt.Errorf("%s: %q is not an unsigned integer", field, s)
@@ -342,7 +350,7 @@ func readKV(it *jsoniter.Iterator, what string) (model.KeyValue, error) {
 			valKind = it.WhatIsNext()
 			switch valKind {
 			case jsoniter.StringValue:
-				str = it.ReadString()
+				str = readStr(it)
 			case jsoniter.NumberValue:
 				num = string(it.ReadNumber())
 			case jsoniter.BoolValue:
@@ -454,7 +462,7 @@ func readTagMap(it *jsoniter.Iterator, what, dot string) ([]model.KeyValue, erro
 		key := strings.ReplaceAll(k, dot, ".")
 		switch it.WhatIsNext() {
 		case jsoniter.StringValue:
-			out = append(out, model.String(key, it.ReadString()))
+			out = append(out, model.String(key, readStr(it)))
 		case jsoniter.BoolValue:
 			out = append(out, model.Bool(key, it.ReadBool()))
 		case jsoniter.NumberValue:

@@ -194,6 +194,7 @@ func sortSpec() []elastic.Sorter {
 // sort value (with the implicit _shard_doc tiebreaker of ES ≥ 7.12).
 func (e *exporter) runPIT(st *stream, g int, q map[string]any, slice int) {
 	var after []any
+	r := newPageReader(e)
 	for {
 		src := elastic.NewSearchSource().Query(rawQuery(q)).Size(e.o.batch).SortBy(sortSpec()...).
 			PointInTime(elastic.NewPointInTimeWithKeepAlive(e.pits[g].Load().(string), keepAliveString(e.o.keepAlive))).
@@ -204,23 +205,32 @@ func (e *exporter) runPIT(st *stream, g int, q map[string]any, slice int) {
 		if after != nil {
 			src.SearchAfter(after...)
 		}
-		res, err := e.search(func(ctx context.Context) (*elastic.SearchResult, error) {
-			return e.c.es.Search().SearchSource(src).Do(ctx)
+		body, err := src.Source()
+		if err != nil {
+			e.send(st, page{err: err})
+			return
+		}
+		var res *searchResult
+		err = e.retry(func(ctx context.Context) (failed, total int, err error) {
+			res, err = r.search(ctx, "/_search", body)
+			if err != nil {
+				return 0, 0, err
+			}
+			return res.failed, res.total, nil
 		})
 		if err != nil {
 			e.send(st, page{err: err})
 			return
 		}
-		if res.PitId != "" {
-			e.pits[g].Store(res.PitId)
+		if res.pitID != "" {
+			e.pits[g].Store(res.pitID)
 		}
-		p := e.decodePage(res)
-		if len(p.hits) == 0 {
+		if len(res.hits) == 0 {
 			e.send(st, page{end: true})
 			return
 		}
-		after = res.Hits.Hits[len(res.Hits.Hits)-1].Sort
-		if !e.send(st, p) {
+		after = res.after
+		if !e.send(st, page{hits: res.hits}) {
 			return
 		}
 	}
@@ -262,31 +272,48 @@ func (e *exporter) runScroll(st *stream, names []string, q map[string]any, slice
 // search runs one page request under the concurrency limit. A page with
 // failed shards is retried: its missing spans would be lost silently.
 func (e *exporter) search(do func(context.Context) (*elastic.SearchResult, error)) (*elastic.SearchResult, error) {
+	var res *elastic.SearchResult
+	err := e.retry(func(ctx context.Context) (int, int, error) {
+		var err error
+		if res, err = do(ctx); err != nil {
+			return 0, 0, err
+		}
+		if res.Shards == nil {
+			return 0, 0, nil
+		}
+		return res.Shards.Failed, res.Shards.Total, nil
+	})
+	return res, err
+}
+
+// retry runs do under the concurrency limit until no shard failed (at
+// most 6 times, with backoff); do reports the failed and total shards.
+func (e *exporter) retry(do func(context.Context) (failed, total int, err error)) error {
 	for attempt := 0; ; attempt++ {
 		select {
 		case e.sem <- struct{}{}:
 		case <-e.ctx.Done():
-			return nil, e.ctx.Err()
+			return e.ctx.Err()
 		}
 		e.searches.Add(1)
-		res, err := do(e.ctx)
+		failed, total, err := do(e.ctx)
 		<-e.sem
 		if err != nil {
 			if errors.Is(err, io.EOF) {
-				return nil, err
+				return err
 			}
-			return nil, classify(err)
+			return classify(err)
 		}
-		if res.Shards == nil || res.Shards.Failed == 0 {
-			return res, nil
+		if failed == 0 {
+			return nil
 		}
 		if attempt >= 5 {
-			return nil, fmt.Errorf("%d of %d shards failed to answer, %d times in a row; check the cluster's health", res.Shards.Failed, res.Shards.Total, attempt+1)
+			return fmt.Errorf("%d of %d shards failed to answer, %d times in a row; check the cluster's health", failed, total, attempt+1)
 		}
 		select {
 		case <-time.After(time.Duration(200<<attempt) * time.Millisecond):
 		case <-e.ctx.Done():
-			return nil, e.ctx.Err()
+			return e.ctx.Err()
 		}
 	}
 }

@@ -1,0 +1,67 @@
+package jaegeres
+
+import (
+	"github.com/jaegertracing/jaeger/model"
+	jsoniter "github.com/json-iterator/go"
+)
+
+// interner shares the strings that repeat across span documents (tag
+// keys, types, service names, common values), so decoding a page makes
+// far fewer small allocations and the spans buffered for a block hold one
+// copy of each. One interner belongs to one goroutine (an export stream).
+type interner struct {
+	m map[string]string
+	// escaped is set when a string needs unescaping: the fast path reads
+	// strings as raw bytes, so the document is decoded again without it.
+	escaped bool
+}
+
+const (
+	internMaxLen     = 64   // longer strings are rarely repeated
+	internMaxEntries = 8192 // then the table starts over
+)
+
+func newInterner() *interner { return &interner{m: make(map[string]string, 1024)} }
+
+// readStr reads a JSON string the iterator is at. With an interner
+// attached (it.Attachment) strings without escapes or control characters
+// are read in place and shared; anything else marks the interner escaped
+// and stops the iterator, so the caller decodes again the slow way.
+func readStr(it *jsoniter.Iterator) string {
+	in, ok := it.Attachment.(*interner)
+	if !ok {
+		return it.ReadString()
+	}
+	b := it.ReadStringAsSlice()
+	for _, c := range b {
+		if c == '\\' || c < ' ' {
+			in.escaped = true
+			it.ReportError("readStr", "string needs unescaping")
+			return ""
+		}
+	}
+	if s, ok := in.m[string(b)]; ok {
+		return s
+	}
+	s := string(b)
+	if len(b) <= internMaxLen {
+		if len(in.m) >= internMaxEntries {
+			clear(in.m)
+		}
+		in.m[s] = s
+	}
+	return s
+}
+
+// decodeWith decodes like Decode, sharing strings through in (nil: none).
+func (d *Decoder) decodeWith(src []byte, in *interner) (*model.Span, string, error) {
+	if in == nil {
+		return d.decode(src, nil)
+	}
+	sp, key, err := d.decode(src, in)
+	if in.escaped {
+		in.escaped = false
+		return d.decode(src, nil)
+	}
+	return sp, key, err
+}

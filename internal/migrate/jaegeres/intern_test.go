@@ -1,0 +1,65 @@
+package jaegeres
+
+import (
+	"bufio"
+	"bytes"
+	"os"
+	"path/filepath"
+	"reflect"
+	"testing"
+
+	"github.com/tracectl/tracectl/internal/testfix"
+)
+
+// TestInternedDecodeEqualsDecode: the export's fast path (strings read in
+// place and shared, a second decode when one needs unescaping) gives the
+// same span, or the same error, as Decode for every document of the
+// shared dataset and for documents with escapes and control characters.
+func TestInternedDecodeEqualsDecode(t *testing.T) {
+	var docs [][]byte
+	dir := testfix.Path(t, "jaeger-es", "dataset")
+	files, _ := filepath.Glob(filepath.Join(dir, "*span*.ndjson"))
+	if len(files) == 0 {
+		t.Fatalf("no span documents under %s", dir)
+	}
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sc := bufio.NewScanner(bytes.NewReader(b))
+		sc.Buffer(nil, 1<<24)
+		for sc.Scan() {
+			if line := bytes.TrimSpace(sc.Bytes()); len(line) > 0 && bytes.Contains(line, []byte(`"spanID"`)) {
+				docs = append(docs, append([]byte(nil), line...))
+			}
+		}
+	}
+	docs = append(docs,
+		[]byte(`{"traceID":"1","spanID":"2","startTime":1,"operationName":"say \"hi\"","tags":[{"key":"a\\b","type":"string","value":"x\ny"}]}`),
+		[]byte(`{"traceID":"1","spanID":"2","startTime":1,"operationName":"caf\u00e9","process":{"serviceName":"s\/t"}}`),
+		[]byte("{\"traceID\":\"1\",\"spanID\":\"2\",\"startTime\":1,\"operationName\":\"bad\x01control\"}"),
+		[]byte(`{"traceID":"1","spanID":"2","startTime":1,"operationName":"ünïcode ok","tags":[{"key":"n","type":"int64","value":"12"}]}`),
+		[]byte(`{"traceID":"zz","spanID":"2","startTime":1}`),
+	)
+	d := &Decoder{}
+	in := newInterner()
+	for i, doc := range docs {
+		for round := range 2 { // the second round reads shared strings
+			want, wkey, werr := d.Decode(doc)
+			got, gkey, gerr := d.decodeWith(doc, in)
+			if (werr == nil) != (gerr == nil) || (werr != nil && werr.Error() != gerr.Error()) {
+				t.Fatalf("doc %d round %d: error %v, want %v\n%s", i, round, gerr, werr, doc)
+			}
+			if gkey != wkey || !reflect.DeepEqual(got, want) {
+				t.Fatalf("doc %d round %d: decoded differently\nwant %+v\ngot  %+v\n%s", i, round, want, got, doc)
+			}
+		}
+	}
+	if len(docs) < 50 {
+		t.Fatalf("only %d documents checked", len(docs))
+	}
+	if len(in.m) == 0 {
+		t.Fatal("nothing was shared")
+	}
+}
