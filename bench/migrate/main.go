@@ -20,6 +20,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -39,6 +40,7 @@ func main() {
 	url := flag.String("url", "", "server URL (internal)")
 	parallel := flag.Int("parallel", 2, "--parallel")
 	batch := flag.Int("batch", 1000, "--batch-size")
+	cpuprofile = flag.String("cpuprofile", "", "write the clients' CPU profiles to this prefix (.read, .migrate)")
 	flag.Parse()
 	var err error
 	switch *mode {
@@ -54,6 +56,8 @@ func main() {
 		os.Exit(1)
 	}
 }
+
+var cpuprofile *string
 
 const spansPerTrace = 10
 
@@ -109,6 +113,16 @@ func serve(n, days int) error {
 
 func client(mode, url string, parallel, batch int) error {
 	ctx := context.Background()
+	if *cpuprofile != "" {
+		f, err := os.Create(*cpuprofile + "." + mode)
+		if err != nil {
+			return err
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
+	}
 	c, err := jaegeres.NewClient(ctx, jaegeres.ClientOptions{URLs: []string{url}})
 	if err != nil {
 		return err
@@ -142,11 +156,28 @@ type result struct {
 	spans   int64
 	seconds float64
 	cpu     float64 // user+sys seconds of the client process
+	server  float64 // user+sys seconds the server spent meanwhile
 	rssMB   float64
 }
 
-func runClient(mode, url string, parallel, batch int) (result, error) {
-	cmd := exec.Command(os.Args[0], "-mode", mode, "-url", url, "-parallel", strconv.Itoa(parallel), "-batch", strconv.Itoa(batch))
+// procCPU is the user+sys CPU seconds of a running process (Linux /proc).
+func procCPU(pid int) float64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+2:]))
+	if len(f) < 13 {
+		return 0
+	}
+	u, _ := strconv.ParseFloat(f[11], 64)
+	s, _ := strconv.ParseFloat(f[12], 64)
+	return (u + s) / 100 // USER_HZ
+}
+
+func runClient(mode, url string, parallel, batch, serverPID int) (result, error) {
+	s0 := procCPU(serverPID)
+	cmd := exec.Command(os.Args[0], "-mode", mode, "-url", url, "-parallel", strconv.Itoa(parallel), "-batch", strconv.Itoa(batch), "-cpuprofile", *cpuprofile)
 	cmd.Stderr = os.Stderr
 	out, err := cmd.Output()
 	if err != nil {
@@ -157,6 +188,7 @@ func runClient(mode, url string, parallel, batch int) (result, error) {
 	ru := cmd.ProcessState.SysUsage().(*syscall.Rusage)
 	r.rssMB = float64(ru.Maxrss) / 1024
 	r.cpu = time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
+	r.server = procCPU(serverPID) - s0
 	return r, nil
 }
 
@@ -176,18 +208,18 @@ func bench(n, days, runs, parallel, batch int) error {
 	fmt.Printf("%d synthetic spans in %d indices at %s; parallel %d, batch %d; %d runs each\n", n, days, url, parallel, batch, runs)
 	var reads, migs []result
 	for i := range runs {
-		r, err := runClient("read", url, parallel, batch)
+		r, err := runClient("read", url, parallel, batch, srv.Process.Pid)
 		if err != nil {
 			return err
 		}
 		reads = append(reads, r)
-		m, err := runClient("migrate", url, parallel, batch)
+		m, err := runClient("migrate", url, parallel, batch, srv.Process.Pid)
 		if err != nil {
 			return err
 		}
 		migs = append(migs, m)
-		fmt.Printf("run %d: read+decode %d spans in %.1fs (%.0f/s), migrate %d spans in %.1fs (%.0f/s, %.0f spans per CPU-second of the migrator, peak RSS %.0f MB)\n",
-			i+1, r.spans, r.seconds, float64(r.spans)/r.seconds, m.spans, m.seconds, float64(m.spans)/m.seconds, float64(m.spans)/m.cpu, m.rssMB)
+		fmt.Printf("run %d: read+decode %d spans in %.1fs (%.0f/s, client %.1f CPU-s, server %.1f CPU-s), migrate %d spans in %.1fs (%.0f/s, client %.1f CPU-s = %.0f spans per CPU-second, server %.1f CPU-s, peak RSS %.0f MB)\n",
+			i+1, r.spans, r.seconds, float64(r.spans)/r.seconds, r.cpu, r.server, m.spans, m.seconds, float64(m.spans)/m.seconds, m.cpu, float64(m.spans)/m.cpu, m.server, m.rssMB)
 	}
 	med := func(rs []result, f func(result) float64) float64 {
 		v := make([]float64, len(rs))
