@@ -1,9 +1,11 @@
 package jaegeres
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 
 	elastic "github.com/olivere/elastic/v7"
 	jsoniter "github.com/json-iterator/go"
@@ -22,6 +24,7 @@ type pageReader struct {
 	in      *interner
 	src     []byte // the current _source
 	lastRaw []byte // sort values of the last hit read
+	body    bytes.Buffer
 }
 
 // searchResult is what a page says besides its hits.
@@ -37,13 +40,30 @@ func newPageReader(e *exporter) *pageReader {
 	return &pageReader{e: e, in: newInterner(), src: make([]byte, 0, 4096), lastRaw: make([]byte, 0, 256)}
 }
 
-// search posts body to path and decodes the page.
+// maxPageBytes bounds one search answer (10000 hits of 100 KiB).
+const maxPageBytes = 1 << 30
+
+// search posts body to path and decodes the page. The answer is read
+// into the reader's own buffer, reused from page to page.
 func (r *pageReader) search(ctx context.Context, path string, body any) (*searchResult, error) {
-	res, err := r.e.c.es.PerformRequest(ctx, elastic.PerformRequestOptions{Method: "POST", Path: path, Body: body})
+	res, err := r.e.c.es.PerformRequest(ctx, elastic.PerformRequestOptions{Method: "POST", Path: path, Body: body, Stream: true})
+	if res != nil && res.BodyReader != nil {
+		defer res.BodyReader.Close()
+	}
 	if err != nil {
 		return nil, err
 	}
-	out, err := r.parse(res.Body)
+	if res.BodyReader == nil {
+		return nil, errors.New("the search answer has no body")
+	}
+	r.body.Reset()
+	if _, err := r.body.ReadFrom(io.LimitReader(res.BodyReader, maxPageBytes+1)); err != nil {
+		return nil, fmt.Errorf("reading a search answer: %w", err)
+	}
+	if r.body.Len() > maxPageBytes {
+		return nil, fmt.Errorf("a search answer is over %d MiB; lower --batch-size", maxPageBytes>>20)
+	}
+	out, err := r.parse(r.body.Bytes())
 	if err != nil {
 		return nil, fmt.Errorf("decoding a search answer: %w", err)
 	}
