@@ -40,6 +40,7 @@ func main() {
 	url := flag.String("url", "", "server URL (internal)")
 	parallel := flag.Int("parallel", 2, "--parallel")
 	batch := flag.Int("batch", 1000, "--batch-size")
+	maxBlock = flag.Int64("max-block-bytes", 0, "--max-block-bytes (0: the default)")
 	cpuprofile = flag.String("cpuprofile", "", "write the clients' CPU profiles to this prefix (.read, .migrate)")
 	flag.Parse()
 	var err error
@@ -57,7 +58,10 @@ func main() {
 	}
 }
 
-var cpuprofile *string
+var (
+	cpuprofile *string
+	maxBlock   *int64
+)
 
 const spansPerTrace = 10
 
@@ -140,7 +144,7 @@ func client(mode, url string, parallel, batch int) error {
 		}
 		var s *jaegeres.Summary
 		s, err = jaegeres.Migrate(ctx, jaegeres.Options{ESClient: c, Bucket: b, Tenant: "single-tenant",
-			Parallel: parallel, BatchSize: batch, MaxErrors: -1})
+			Parallel: parallel, BatchSize: batch, MaxErrors: -1, MaxBlockBytes: *maxBlock})
 		if s != nil {
 			docs = s.SpansWritten
 		}
@@ -177,7 +181,7 @@ func procCPU(pid int) float64 {
 
 func runClient(mode, url string, parallel, batch, serverPID int) (result, error) {
 	s0 := procCPU(serverPID)
-	cmd := exec.Command(os.Args[0], "-mode", mode, "-url", url, "-parallel", strconv.Itoa(parallel), "-batch", strconv.Itoa(batch), "-cpuprofile", *cpuprofile)
+	cmd := exec.Command(os.Args[0], "-mode", mode, "-url", url, "-parallel", strconv.Itoa(parallel), "-batch", strconv.Itoa(batch), "-cpuprofile", *cpuprofile, "-max-block-bytes", strconv.FormatInt(*maxBlock, 10))
 	cmd.Stderr = os.Stderr
 	out, err := cmd.Output()
 	if err != nil {
