@@ -40,6 +40,11 @@ func readStr(it *jsoniter.Iterator) string {
 			return ""
 		}
 	}
+	return in.get(b)
+}
+
+// get returns b as a string, shared when it was seen before.
+func (in *interner) get(b []byte) string {
 	if s, ok := in.m[string(b)]; ok {
 		return s
 	}

@@ -7,22 +7,22 @@ import (
 	"fmt"
 	"io"
 
-	elastic "github.com/olivere/elastic/v7"
+	"github.com/buger/jsonparser"
 	jsoniter "github.com/json-iterator/go"
+	elastic "github.com/olivere/elastic/v7"
 )
 
 // pageReader fetches and decodes search pages for one export stream. It
 // sends the request through olivere's PerformRequest (same retries, auth
 // and error answers as SearchService.Do) but reads the answer with one
-// pass of a JSON iterator instead of olivere's SearchResult: each _source
-// is decoded from a reused buffer with shared strings, and only the last
-// hit's sort values are kept for search_after. The profile of the export
-// was dominated by copying every _source into a json.RawMessage and by
-// allocating its strings.
+// pass of jsonparser instead of olivere's SearchResult: each _source is
+// decoded where it lies in the answer with shared strings, and only the
+// last hit's sort values are kept for search_after. The profile of the
+// export was dominated by copying every _source into a json.RawMessage
+// (and by skipping it with jsoniter) and by allocating its strings.
 type pageReader struct {
 	e       *exporter
 	in      *interner
-	src     []byte // the current _source
 	lastRaw []byte // sort values of the last hit read
 	body    bytes.Buffer
 }
@@ -35,9 +35,8 @@ type searchResult struct {
 	failed, total int // shards
 }
 
-// The buffers start non-nil: jsoniter captures into nil as "not capturing".
 func newPageReader(e *exporter) *pageReader {
-	return &pageReader{e: e, in: newInterner(), src: make([]byte, 0, 4096), lastRaw: make([]byte, 0, 256)}
+	return &pageReader{e: e, in: newInterner(), lastRaw: make([]byte, 0, 256)}
 }
 
 // maxPageBytes bounds one search answer (10000 hits of 100 KiB).
@@ -71,46 +70,53 @@ func (r *pageReader) search(ctx context.Context, path string, body any) (*search
 }
 
 func (r *pageReader) parse(body []byte) (*searchResult, error) {
-	it := jsonCfg.BorrowIterator(body)
-	defer jsonCfg.ReturnIterator(it)
 	out := &searchResult{}
-	if it.WhatIsNext() != jsoniter.ObjectValue {
-		return nil, errors.New("the answer is not a JSON object")
-	}
-	for f := it.ReadObject(); f != ""; f = it.ReadObject() {
-		switch f {
+	r.lastRaw = r.lastRaw[:0]
+	err := jsonparser.ObjectEach(body, func(key, value []byte, dt jsonparser.ValueType, _ int) error {
+		switch string(key) {
 		case "pit_id":
-			out.pitID = it.ReadString()
-		case "_shards":
-			for g := it.ReadObject(); g != ""; g = it.ReadObject() {
-				switch g {
-				case "failed":
-					out.failed = it.ReadInt()
-				case "total":
-					out.total = it.ReadInt()
-				default:
-					it.Skip()
+			if dt == jsonparser.String {
+				s, err := jsonparser.ParseString(value)
+				if err != nil {
+					return fmt.Errorf("pit_id: %w", err)
 				}
+				out.pitID = s
+			}
+		case "_shards":
+			if dt == jsonparser.Object {
+				failed, _ := jsonparser.GetInt(value, "failed")
+				total, _ := jsonparser.GetInt(value, "total")
+				out.failed, out.total = int(failed), int(total)
 			}
 		case "hits":
-			for g := it.ReadObject(); g != ""; g = it.ReadObject() {
-				if g != "hits" {
-					it.Skip()
-					continue
-				}
-				for it.ReadArray() {
-					out.hits = append(out.hits, r.hit(it))
-				}
+			hits, hdt, _, err := jsonparser.Get(value, "hits")
+			if err != nil || hdt != jsonparser.Array {
+				return nil // no hits: the end of the slice
 			}
-		default:
-			it.Skip()
+			var herr error
+			if _, err := jsonparser.ArrayEach(hits, func(v []byte, vdt jsonparser.ValueType, _ int, err error) {
+				if herr != nil {
+					return
+				}
+				if err != nil || vdt != jsonparser.Object {
+					herr = fmt.Errorf("hits.hits[%d] is not an object", len(out.hits))
+					return
+				}
+				h, err := r.hit(v)
+				if err != nil {
+					herr = fmt.Errorf("hits.hits[%d]: %w", len(out.hits), err)
+					return
+				}
+				out.hits = append(out.hits, h)
+			}); err != nil {
+				return fmt.Errorf("hits.hits: %w", err)
+			}
+			return herr
 		}
-		if it.Error != nil {
-			return nil, it.Error
-		}
-	}
-	if it.Error != nil {
-		return nil, it.Error
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	if len(out.hits) > 0 && len(r.lastRaw) > 0 {
 		if err := jsonCfg.Unmarshal(r.lastRaw, &out.after); err != nil {
@@ -120,39 +126,58 @@ func (r *pageReader) parse(body []byte) (*searchResult, error) {
 	return out, nil
 }
 
-// hit reads one element of hits.hits.
-func (r *pageReader) hit(it *jsoniter.Iterator) hit {
+// hit reads one element of hits.hits; _source is decoded where it lies in
+// the answer.
+func (r *pageReader) hit(v []byte) (hit, error) {
 	var h hit
-	haveSource := false
+	var src []byte
 	r.lastRaw = r.lastRaw[:0]
-	for f := it.ReadObject(); f != ""; f = it.ReadObject() {
-		switch f {
-		case "_index":
-			h.index = readStr(it)
-		case "_id":
-			h.id = it.ReadString()
+	err := jsonparser.ObjectEach(v, func(key, value []byte, dt jsonparser.ValueType, _ int) error {
+		switch string(key) {
+		case "_index", "_id":
+			if dt != jsonparser.String {
+				return fmt.Errorf("%s is not a string", key)
+			}
+			s, err := r.str(value)
+			if err != nil {
+				return fmt.Errorf("%s: %w", key, err)
+			}
+			if key[1] == 'i' && key[2] == 'n' {
+				h.index = s
+			} else {
+				h.id = s
+			}
 		case "_source":
-			r.src = it.SkipAndAppendBytes(r.src[:0])
-			haveSource = true
+			if dt == jsonparser.Object {
+				src = value
+			}
 		case "sort":
-			r.lastRaw = it.SkipAndAppendBytes(r.lastRaw[:0])
-		default:
-			it.Skip()
+			if dt == jsonparser.Array {
+				r.lastRaw = append(r.lastRaw, value...)
+			}
 		}
-	}
-	if it.Error != nil {
-		return h
+		return nil
+	})
+	if err != nil {
+		return h, err
 	}
 	h.key = sortKey(r.lastRaw)
-	if !haveSource {
-		r.src = r.src[:0] // decoded as before: "not a JSON object"
-	}
-	h.size = len(r.src)
-	h.span, _, h.err = r.e.o.dec.decodeWith(r.src, r.in)
+	h.size = len(src)
+	// A missing _source decodes as before: "not a JSON object".
+	h.span, _, h.err = r.e.o.dec.decodeWith(src, r.in)
 	if h.key == "" {
 		h.key = "\U0010FFFF" // no traceID: sorted last
 	}
-	return h
+	return h, nil
+}
+
+// str is a string value as jsonparser gives it (still escaped), shared
+// through the interner when it needs no unescaping.
+func (r *pageReader) str(raw []byte) (string, error) {
+	if bytes.IndexByte(raw, '\\') >= 0 {
+		return jsonparser.ParseString(raw)
+	}
+	return r.in.get(raw), nil
 }
 
 // sortKey is the first sort value when it is a string (the traceID).
