@@ -7,15 +7,14 @@ import (
 	"go.opentelemetry.io/collector/pdata/ptrace"
 
 	"github.com/tracectl/tracectl/internal/blocks/block"
-	"github.com/tracectl/tracectl/internal/blocks/vparquet4"
 )
 
 // headTrace is one trace's spans received since the last cut: per request
-// (piece), references into the request's pdata, which the head keeps and
-// never changes. Nothing is copied on the way in.
+// (piece), where they are in the request's protobuf (rawhead.go), which
+// the head keeps and never changes.
 type headTrace struct {
-	pieces    [][]vparquet4.ScopeRef
-	bytes     int64 // share of the requests' protobuf size, by span count
+	pieces    []rawPiece
+	bytes     int64 // protobuf size of the pieces
 	spans     int64
 	firstSeen time.Time
 	lastSeen  time.Time
@@ -49,18 +48,12 @@ type addResult struct {
 	accepted, dropped int
 }
 
-// add indexes td by trace and keeps each trace's piece, unless the trace
+// add keeps each trace's piece of an indexed request, unless the trace
 // would pass maxTraceBytes: then the piece's spans are dropped and counted
-// (the trace keeps what it had). td must not change afterwards: the head
-// references it. size is td's protobuf size; each trace is charged its
-// share by span count. The same request replayed from the WAL in the same
-// order gives the same result, so replay reproduces what was acknowledged.
-func (h *head) add(tenant string, td ptrace.Traces, size int64, now time.Time) addResult {
-	groups := vparquet4.IndexByTrace(td)
-	total := 0
-	for _, g := range groups {
-		total += g.Spans
-	}
+// (the trace keeps what it had). The same request replayed from the WAL in
+// the same order gives the same result, so replay reproduces what was
+// acknowledged.
+func (h *head) add(tenant string, groups []indexedTrace, now time.Time) addResult {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	th := h.tenants[tenant]
@@ -70,21 +63,21 @@ func (h *head) add(tenant string, td ptrace.Traces, size int64, now time.Time) a
 	}
 	var res addResult
 	for _, g := range groups {
-		n := g.Spans
-		size := max(size*int64(n)/int64(max(total, 1)), 1)
-		ht := th.traces[g.ID]
+		n := len(g.piece.spans)
+		size := g.bytes
+		ht := th.traces[g.id]
 		if ht == nil {
 			ht = &headTrace{firstSeen: now}
-			th.traces[g.ID] = ht
+			th.traces[g.id] = ht
 		}
 		if h.maxTraceBytes > 0 && ht.bytes+size > h.maxTraceBytes {
 			res.dropped += n
 			if len(ht.pieces) == 0 {
-				delete(th.traces, g.ID)
+				delete(th.traces, g.id)
 			}
 			continue
 		}
-		ht.pieces = append(ht.pieces, g.Scopes)
+		ht.pieces = append(ht.pieces, g.piece)
 		ht.bytes += size
 		ht.spans += int64(n)
 		ht.lastSeen = now
@@ -176,18 +169,18 @@ func (h *head) stats() (bytes int64, traces int, first time.Time) {
 	return h.bytes, traces, h.firstAppend
 }
 
-// find returns the pieces of trace id held for tenant, copied so the caller
-// may keep them.
+// find returns the pieces of trace id held for tenant, decoded for the
+// caller to keep.
 func (h *head) find(tenant string, id block.TraceID) []ptrace.Traces {
 	h.mu.Lock()
 	pieces := piecesIn(h.tenants, tenant, id)
 	h.mu.Unlock()
-	return copyPieces(pieces)
+	return decodeEach(pieces)
 }
 
-// piecesIn returns the references to trace id's pieces. The slice is the
-// caller's; the references stay valid (the head never changes a piece).
-func piecesIn(tenants map[string]*tenantHead, tenant string, id block.TraceID) [][]vparquet4.ScopeRef {
+// piecesIn returns trace id's pieces. The slice is the caller's; the
+// pieces stay valid (the head never changes one).
+func piecesIn(tenants map[string]*tenantHead, tenant string, id block.TraceID) []rawPiece {
 	th := tenants[tenant]
 	if th == nil {
 		return nil
@@ -196,18 +189,24 @@ func piecesIn(tenants map[string]*tenantHead, tenant string, id block.TraceID) [
 	if ht == nil {
 		return nil
 	}
-	return append([][]vparquet4.ScopeRef(nil), ht.pieces...)
+	return append([]rawPiece(nil), ht.pieces...)
 }
 
-// copyPieces turns referenced pieces into Traces the caller owns.
-func copyPieces(pieces [][]vparquet4.ScopeRef) []ptrace.Traces {
+// decodeEach decodes each piece into Traces the caller owns. The pieces
+// were valid protobuf when they were accepted, so decoding cannot fail
+// short of memory corruption; a piece that does is left out.
+func decodeEach(pieces []rawPiece) []ptrace.Traces {
 	if len(pieces) == 0 {
 		return nil
 	}
-	out := make([]ptrace.Traces, len(pieces))
-	for i, p := range pieces {
-		out[i] = ptrace.NewTraces()
-		vparquet4.AppendRefs(out[i], p)
+	out := make([]ptrace.Traces, 0, len(pieces))
+	var scratch []byte
+	for i := range pieces {
+		td, sc, err := decodePieces(pieces[i:i+1], scratch)
+		scratch = sc
+		if err == nil {
+			out = append(out, td)
+		}
 	}
 	return out
 }

@@ -10,6 +10,7 @@
 package server
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -207,12 +208,12 @@ func New(cfg Config) (*Server, error) {
 	start := time.Now()
 	var spans, records int
 	st, err := w.Replay(func(tenantID string, payload []byte, pos wal.Position) error {
-		req := ptraceotlp.NewExportRequest()
-		if err := req.UnmarshalProto(payload); err != nil {
+		groups, err := indexRequest(bytes.Clone(payload))
+		if err != nil {
 			cfg.Logger.Warn("skipping an unreadable WAL record", "position", pos.String(), "err", err)
 			return nil
 		}
-		res := s.head.add(tenantID, req.Traces(), int64(len(payload)), cfg.Now())
+		res := s.head.add(tenantID, groups, cfg.Now())
 		spans += res.accepted
 		records++
 		return nil
@@ -245,7 +246,8 @@ func (s *Server) Consume(ctx context.Context, tenantID string, td ptrace.Traces)
 
 // ConsumeOTLP is Consume for a request whose OTLP protobuf encoding the
 // receiver already has: raw goes to the WAL as is, saving the encoding.
-// raw must be the encoding of td (nil: Consume encodes td).
+// raw must be the encoding of td (nil: Consume encodes td). The head keeps
+// a copy of the encoding, not td.
 func (s *Server) ConsumeOTLP(ctx context.Context, tenantID string, td ptrace.Traces, raw []byte) error {
 	if err := tenant.Validate(tenantID); err != nil {
 		return err
@@ -254,8 +256,10 @@ func (s *Server) ConsumeOTLP(ctx context.Context, tenantID string, td ptrace.Tra
 	if n == 0 {
 		return nil
 	}
-	payload := raw
-	if payload == nil {
+	var payload []byte
+	if raw != nil {
+		payload = bytes.Clone(raw) // the receiver may reuse its buffer
+	} else {
 		var err error
 		payload, err = ptraceotlp.NewExportRequestFromTraces(td).MarshalProto()
 		if err != nil {
@@ -282,8 +286,13 @@ func (s *Server) ConsumeOTLP(ctx context.Context, tenantID string, td ptrace.Tra
 		}
 	}
 
+	groups, err := indexRequest(payload)
+	if err != nil {
+		return fmt.Errorf("indexing a request of %d bytes: %w", len(payload), err)
+	}
+
 	s.cutMu.RLock()
-	_, err := s.wal.Append(ctx, tenantID, payload)
+	_, err = s.wal.Append(ctx, tenantID, payload)
 	if err != nil {
 		s.cutMu.RUnlock()
 		switch {
@@ -297,7 +306,7 @@ func (s *Server) ConsumeOTLP(ctx context.Context, tenantID string, td ptrace.Tra
 		s.m.refused.WithLabelValues("wal_error").Add(float64(n))
 		return fmt.Errorf("writing to the write-ahead log: %w", err)
 	}
-	res := s.head.add(tenantID, td, int64(len(payload)), s.cfg.Now())
+	res := s.head.add(tenantID, groups, s.cfg.Now())
 	s.cutMu.RUnlock()
 
 	if res.dropped > 0 {
@@ -444,27 +453,23 @@ func (s *Server) cut(all bool) error {
 // in records of at most requeueChunkBytes. Called with cutMu held.
 func (s *Server) requeue(kept map[string][]*headTrace) error {
 	for t, traces := range kept {
-		batch, size := ptrace.NewTraces(), 0
+		// Pieces concatenate into one valid request: no decoding needed.
+		var batch []byte
 		send := func() error {
-			if size == 0 {
+			if len(batch) == 0 {
 				return nil
 			}
-			payload, err := ptraceotlp.NewExportRequestFromTraces(batch).MarshalProto()
-			if err != nil {
+			if _, err := s.wal.Append(context.Background(), t, batch); err != nil {
 				return err
 			}
-			if _, err := s.wal.Append(context.Background(), t, payload); err != nil {
-				return err
-			}
-			batch, size = ptrace.NewTraces(), 0
+			batch = nil
 			return nil
 		}
 		for _, ht := range traces {
 			for _, p := range ht.pieces {
-				vparquet4.AppendRefs(batch, p)
+				batch = appendPiece(batch, p)
 			}
-			size += int(ht.bytes)
-			if size >= requeueChunkBytes {
+			if len(batch) >= requeueChunkBytes {
 				if err := send(); err != nil {
 					return err
 				}
@@ -532,12 +537,18 @@ func (s *Server) writeSnapshot(ctx context.Context, snap *snapshot) error {
 		if err != nil {
 			return fmt.Errorf("starting a block for tenant %s: %w", t, err)
 		}
+		var scratch []byte
 		for _, id := range ids {
-			for _, p := range th.traces[id].pieces {
-				if err := w.AddRefs(id, p); err != nil {
-					w.Abort()
-					return fmt.Errorf("writing a block for tenant %s: %w", t, err)
-				}
+			// Decoded one trace at a time: only the block's rows are
+			// ever held as pdata.
+			td, sc, err := decodePieces(th.traces[id].pieces, scratch)
+			scratch = sc
+			if err == nil {
+				err = w.Add(id, td)
+			}
+			if err != nil {
+				w.Abort()
+				return fmt.Errorf("writing a block for tenant %s: %w", t, err)
 			}
 		}
 		meta, err := w.Close()
@@ -585,7 +596,7 @@ func (s *Server) FindInHead(tenantID string, id block.TraceID) []ptrace.Traces {
 	}
 	s.flushMu.Unlock()
 	s.cutMu.RUnlock()
-	return copyPieces(pieces)
+	return decodeEach(pieces)
 }
 
 // ForEachHeadTrace calls fn for every trace of tenantID that is not in a
@@ -594,7 +605,7 @@ func (s *Server) FindInHead(tenantID string, id block.TraceID) []ptrace.Traces {
 // locks held, so a slow fn delays neither ingest nor flushing. The order
 // of traces is unspecified.
 func (s *Server) ForEachHeadTrace(tenantID string, fn func(id block.TraceID, parts []ptrace.Traces) bool) {
-	all := map[block.TraceID][][]vparquet4.ScopeRef{}
+	all := map[block.TraceID][]rawPiece{}
 	collect := func(tenants map[string]*tenantHead) {
 		th := tenants[tenantID]
 		if th == nil {
@@ -615,7 +626,7 @@ func (s *Server) ForEachHeadTrace(tenantID string, fn func(id block.TraceID, par
 	s.flushMu.Unlock()
 	s.cutMu.RUnlock()
 	for id, pieces := range all {
-		if !fn(id, copyPieces(pieces)) {
+		if !fn(id, decodeEach(pieces)) {
 			return
 		}
 	}

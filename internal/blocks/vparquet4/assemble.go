@@ -107,24 +107,6 @@ func (a *assembler) add(td ptrace.Traces) (foreign int) {
 	return foreign
 }
 
-// addRefs is add for spans referenced in place (one piece).
-func (a *assembler) addRefs(refs []ScopeRef) (foreign int) {
-	tid := pcommon.TraceID(a.id)
-	for _, r := range refs {
-		var pr *pendingResource
-		var ps *pendingScope
-		for _, sp := range r.Spans {
-			if sp.TraceID() != tid {
-				foreign++
-				continue
-			}
-			a.addSpan(r.Resource, r.Scope, sp, &pr, &ps)
-		}
-	}
-	a.endPiece()
-	return foreign
-}
-
 // addSpan adds one span of the current piece; pr and ps cache the pending
 // resource and scope of the span's rs and ss across calls.
 func (a *assembler) addSpan(rs ptrace.ResourceSpans, ss ptrace.ScopeSpans, sp ptrace.Span, pr **pendingResource, ps **pendingScope) {

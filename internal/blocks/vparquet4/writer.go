@@ -167,6 +167,31 @@ func (w *BlockWriter) Add(id block.TraceID, td ptrace.Traces) error {
 	return nil
 }
 
+// startTrace checks the ID order and starts trace id, or continues it.
+func (w *BlockWriter) startTrace(id block.TraceID) error {
+	if w.err != nil {
+		return w.err
+	}
+	if w.closed {
+		return errors.New("vparquet4: Add after Close")
+	}
+	if w.pending {
+		switch c := id.Compare(w.asm.id); {
+		case c < 0:
+			return w.fail(fmt.Errorf("trace %s added after %s: traces must come in ascending ID order", id, w.asm.id))
+		case c > 0:
+			if err := w.flushTrace(); err != nil {
+				return err
+			}
+		}
+	}
+	if !w.pending {
+		w.asm.reset(id)
+		w.pending = true
+	}
+	return nil
+}
+
 // ExtendTimeRange widens the block's startTime/endTime to cover [start,
 // end] (compaction keeps the inputs' range).
 func (w *BlockWriter) ExtendTimeRange(start, end time.Time) {
