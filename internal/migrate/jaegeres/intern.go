@@ -11,6 +11,9 @@ import (
 // copy of each. One interner belongs to one goroutine (an export stream).
 type interner struct {
 	m map[string]string
+	// procs are the distinct processes seen, by service name: spans of
+	// one process share one *model.Process (read only once decoded).
+	procs map[string][]*model.Process
 	// escaped is set when a string needs unescaping: the fast path reads
 	// strings as raw bytes, so the document is decoded again without it.
 	escaped bool
@@ -21,7 +24,26 @@ const (
 	internMaxEntries = 8192 // then the table starts over
 )
 
-func newInterner() *interner { return &interner{m: make(map[string]string, 1024)} }
+func newInterner() *interner {
+	return &interner{m: make(map[string]string, 1024), procs: map[string][]*model.Process{}}
+}
+
+// process returns the shared process equal to p (p itself the first time).
+func (in *interner) process(p *model.Process) *model.Process {
+	l := in.procs[p.ServiceName]
+	for _, q := range l {
+		if q.Equal(p) {
+			return q
+		}
+	}
+	if len(l) < 16 {
+		if len(in.procs) >= internMaxEntries {
+			clear(in.procs)
+		}
+		in.procs[p.ServiceName] = append(l, p)
+	}
+	return p
+}
 
 // readStr reads a JSON string the iterator is at. With an interner
 // attached (it.Attachment) strings without escapes or control characters
@@ -66,7 +88,10 @@ func (d *Decoder) decodeWith(src []byte, in *interner) (*model.Span, string, err
 	sp, key, err := d.decode(src, in)
 	if in.escaped {
 		in.escaped = false
-		return d.decode(src, nil)
+		sp, key, err = d.decode(src, nil)
+	}
+	if err == nil {
+		sp.Process = in.process(sp.Process)
 	}
 	return sp, key, err
 }

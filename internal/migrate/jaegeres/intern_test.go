@@ -6,8 +6,14 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"strconv"
+	"strings"
 	"testing"
 
+	"github.com/jaegertracing/jaeger/model"
+	jaegertranslator "github.com/open-telemetry/opentelemetry-collector-contrib/pkg/translator/jaeger"
+
+	"github.com/tracectl/tracectl/internal/otlptest"
 	"github.com/tracectl/tracectl/internal/testfix"
 )
 
@@ -61,5 +67,57 @@ func TestInternedDecodeEqualsDecode(t *testing.T) {
 	}
 	if len(in.m) == 0 {
 		t.Fatal("nothing was shared")
+	}
+}
+
+// TestTranslateGroupsByProcess: translating a trace one batch per process
+// (what writeTraces does) gives the OTLP data the contrib translator gives
+// for the spans as decoded, and leaves each span's process as it was.
+func TestTranslateGroupsByProcess(t *testing.T) {
+	d := &Decoder{}
+	in := newInterner()
+	doc := func(span, svc, host string) []byte {
+		return []byte(`{"traceID":"a1","spanID":"` + span + `","startTime":1700000000000000,"duration":5,"operationName":"op` + span + `",` +
+			`"tags":[{"key":"k","type":"string","value":"v` + span + `"}],"process":{"serviceName":"` + svc + `","tags":[{"key":"host","type":"string","value":"` + host + `"}]}}`)
+	}
+	var shared, own []*model.Span
+	for i, p := range [][2]string{{"a", "h1"}, {"b", "h1"}, {"a", "h1"}, {"a", "h2"}, {"b", "h1"}, {"a", "h1"}} {
+		id := strconv.Itoa(i + 1)
+		sp, _, err := d.decodeWith(doc(id, p[0], p[1]), in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		shared = append(shared, sp)
+		sp2, _, err := d.Decode(doc(id, p[0], p[1]))
+		if err != nil {
+			t.Fatal(err)
+		}
+		own = append(own, sp2)
+	}
+	if shared[0].Process != shared[2].Process || shared[0].Process == shared[3].Process {
+		t.Fatal("equal processes are not shared, or different ones are")
+	}
+	before := make([]*model.Process, len(shared))
+	for i, sp := range shared {
+		before[i] = sp.Process
+	}
+	got, err := translate(shared)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := jaegertranslator.ProtoToTraces([]*model.Batch{{Spans: own}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diffs := otlptest.Diff(want, got); len(diffs) > 0 {
+		t.Fatalf("translated differently:\n%s", strings.Join(diffs, "\n"))
+	}
+	if got.ResourceSpans().Len() != 3 {
+		t.Errorf("%d resources, want 3 (a/h1, b/h1, a/h2)", got.ResourceSpans().Len())
+	}
+	for i, sp := range shared {
+		if sp.Process != before[i] {
+			t.Fatalf("span %d lost its process", i)
+		}
 	}
 }
