@@ -43,9 +43,9 @@ const (
 	DefaultMaxTraceBytes      = 5_000_000  // Tempo's max_bytes_per_trace
 	DefaultWALMaxBytes        = 512 << 20
 	// DefaultMaxLiveBytes bounds what is held in memory (the head and
-	// the blocks waiting to be stored): three blocks' worth, about 600 MB
-	// of pdata at the default block size.
-	DefaultMaxLiveBytes       = 3 * DefaultMaxBlockBytes
+	// the blocks waiting to be stored, as protobuf): six blocks' worth,
+	// room for a burst or a slow store while the process stays under 1 GB.
+	DefaultMaxLiveBytes       = 6 * DefaultMaxBlockBytes
 	DefaultFlushCheckInterval = time.Second
 	DefaultTraceIdlePeriod    = 10 * time.Second // Tempo's trace_idle_period
 	// requeueChunkBytes bounds one WAL record when still-active traces are
