@@ -15,6 +15,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"syscall"
 	"time"
 
@@ -27,6 +28,8 @@ import (
 func main() {
 	dir := flag.String("bucket", filepath.Join(os.TempDir(), "tracectl-bench-traceid", "10000000-20-10-rg4194304"), "bucket directory written by bench/traceid")
 	runs := flag.Int("runs", 7, "runs per query")
+	metrics := flag.Bool("metrics", false, "also time TraceQL metrics queries (they convert every span: slow)")
+	only := flag.String("only", "", "run only the searches whose name contains this")
 	flag.Parse()
 	ctx := context.Background()
 	b, err := storage.Open(ctx, "file://"+*dir)
@@ -50,8 +53,17 @@ func main() {
 		{"service, no match (full scan)", `{ resource.service.name = "does-not-exist" }`, ""},
 		{"service && error, limit 1000", `{ resource.service.name = "cart" && status = error }`, "1000"},
 		{"service, limit 1000", `{ resource.service.name = "cart" }`, "1000"},
+		{"span int attr, no match (full scan)", `{ span.http.response.status_code = 500 }`, ""},
+		{"span int attr, limit 1000", `{ span.http.response.status_code = 200 }`, "1000"},
+		{"dedicated span.http.route, limit 1000", `{ span.http.route = "/health" }`, "1000"},
+		{"resource generic attr, no match", `{ resource.service.version = "9.9.9" }`, ""},
+		{"unscoped .service.name, limit 20", `{ .service.name = "cart" }`, ""},
+		{"unscoped .service.name, no match", `{ .service.name = "does-not-exist" }`, ""},
 	}
 	for _, q := range queries {
+		if !strings.Contains(q.name, *only) {
+			continue
+		}
 		v := url.Values{"q": {q.q}}
 		if q.limit != "" {
 			v.Set("limit", q.limit)
@@ -77,9 +89,46 @@ func main() {
 			q.name, len(resp.Traces), ms(lat[len(lat)/2]), ms(lat[len(lat)-1]), ms(cpu[len(cpu)/2]), spans,
 			spans/cpu[len(cpu)/2].Seconds()/1e6, 100*float64(resp.Metrics.InspectedBytes)/float64(total))
 	}
-	for _, tag := range []string{"resource.service.name", "name", "status"} {
+	if *metrics {
+		start, end := metas[0].StartTime, metas[0].EndTime
+		for _, m := range metas {
+			if m.StartTime.Before(start) {
+				start = m.StartTime
+			}
+			if m.EndTime.After(end) {
+				end = m.EndTime
+			}
+		}
+		for _, q := range []string{`{ resource.service.name = "cart" } | rate()`, `{} | count_over_time() by (resource.service.name)`} {
+			v := url.Values{"q": {q}, "start": {fmt.Sprint(start.Unix())}, "end": {fmt.Sprint(end.Unix() + 1)}}
+			req, err := search.ParseMetricsRequest(v, false)
+			check(err)
+			var lat, cpu []time.Duration
+			var resp *search.QueryRangeResponse
+			for i := 0; i <= *runs; i++ {
+				c0, t0 := cpuTime(), time.Now()
+				resp, err = e.MetricsQueryRange(ctx, "single-tenant", metas, nil, req)
+				check(err)
+				if i > 0 {
+					lat = append(lat, time.Since(t0))
+					cpu = append(cpu, cpuTime()-c0)
+				}
+			}
+			slices.Sort(lat)
+			slices.Sort(cpu)
+			spans := float64(resp.Metrics.InspectedSpans)
+			fmt.Printf("metrics %-32s series %4d  p50 %8.1f ms  p99 %8.1f ms  cpu p50 %8.1f ms  spans %9.0f  spans/cpu-s %6.2f M\n",
+				q, len(resp.Series), ms(lat[len(lat)/2]), ms(lat[len(lat)-1]), ms(cpu[len(cpu)/2]), spans, spans/cpu[len(cpu)/2].Seconds()/1e6)
+		}
+	}
+	for _, tag := range []string{"resource.service.name", "name", "status", "kind"} {
 		req, err := search.ParseTagValuesRequest(tag, true, url.Values{})
 		check(err)
+		// Cold: a fresh engine (footers cached by the OS only), one run.
+		t0 := time.Now()
+		_, err = search.NewEngine(b, search.Options{}).TagValues(ctx, "single-tenant", metas, nil, req)
+		check(err)
+		cold := time.Since(t0)
 		var lat []time.Duration
 		var n int
 		for i := 0; i <= *runs*3; i++ {
@@ -92,7 +141,7 @@ func main() {
 			n = len(resp.Values)
 		}
 		slices.Sort(lat)
-		fmt.Printf("tag values %-29s values %4d  p50 %8.1f ms  p99 %8.1f ms\n", tag, n, ms(lat[len(lat)/2]), ms(lat[len(lat)*99/100]))
+		fmt.Printf("tag values %-29s values %4d  p50 %8.1f ms  p99 %8.1f ms  (cold, first query of a new engine: %.1f ms)\n", tag, n, ms(lat[len(lat)/2]), ms(lat[len(lat)*99/100]), ms(cold))
 	}
 }
 
