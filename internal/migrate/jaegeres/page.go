@@ -72,51 +72,57 @@ func (r *pageReader) search(ctx context.Context, path string, body any) (*search
 func (r *pageReader) parse(body []byte) (*searchResult, error) {
 	out := &searchResult{}
 	r.lastRaw = r.lastRaw[:0]
-	err := jsonparser.ObjectEach(body, func(key, value []byte, dt jsonparser.ValueType, _ int) error {
-		switch string(key) {
-		case "pit_id":
-			if dt == jsonparser.String {
-				s, err := jsonparser.ParseString(value)
-				if err != nil {
-					return fmt.Errorf("pit_id: %w", err)
-				}
-				out.pitID = s
-			}
-		case "_shards":
-			if dt == jsonparser.Object {
-				failed, _ := jsonparser.GetInt(value, "failed")
-				total, _ := jsonparser.GetInt(value, "total")
-				out.failed, out.total = int(failed), int(total)
-			}
-		case "hits":
-			hits, hdt, _, err := jsonparser.Get(value, "hits")
-			if err != nil || hdt != jsonparser.Array {
-				return nil // no hits: the end of the slice
-			}
-			var herr error
-			if _, err := jsonparser.ArrayEach(hits, func(v []byte, vdt jsonparser.ValueType, _ int, err error) {
-				if herr != nil {
-					return
-				}
-				if err != nil || vdt != jsonparser.Object {
-					herr = fmt.Errorf("hits.hits[%d] is not an object", len(out.hits))
-					return
-				}
-				h, err := r.hit(v)
-				if err != nil {
-					herr = fmt.Errorf("hits.hits[%d]: %w", len(out.hits), err)
-					return
-				}
-				out.hits = append(out.hits, h)
-			}); err != nil {
-				return fmt.Errorf("hits.hits: %w", err)
-			}
-			return herr
+	// Elasticsearch and OpenSearch put pit_id and _shards before hits, so
+	// this stops before the hits; the hits are then walked once.
+	var ferr error
+	jsonparser.EachKey(body, func(idx int, value []byte, vt jsonparser.ValueType, err error) {
+		if err != nil {
+			return
 		}
-		return nil
-	})
+		switch idx {
+		case 0:
+			if vt == jsonparser.String {
+				out.pitID, err = jsonparser.ParseString(value)
+				if err != nil && ferr == nil {
+					ferr = fmt.Errorf("pit_id: %w", err)
+				}
+			}
+		case 1:
+			n, _ := jsonparser.ParseInt(value)
+			out.failed = int(n)
+		case 2:
+			n, _ := jsonparser.ParseInt(value)
+			out.total = int(n)
+		}
+	}, []string{"pit_id"}, []string{"_shards", "failed"}, []string{"_shards", "total"})
+	if ferr != nil {
+		return nil, ferr
+	}
+	var herr error
+	_, err := jsonparser.ArrayEach(body, func(v []byte, vt jsonparser.ValueType, _ int, err error) {
+		if herr != nil {
+			return
+		}
+		if err != nil || vt != jsonparser.Object {
+			herr = fmt.Errorf("hits.hits[%d] is not an object", len(out.hits))
+			return
+		}
+		h, err := r.hit(v)
+		if err != nil {
+			herr = fmt.Errorf("hits.hits[%d]: %w", len(out.hits), err)
+			return
+		}
+		out.hits = append(out.hits, h)
+	}, "hits", "hits")
+	if herr != nil {
+		return nil, herr
+	}
 	if err != nil {
-		return nil, err
+		// No hits array (or null): an empty page, the end of the slice.
+		if _, vt, _, gerr := jsonparser.Get(body, "hits", "hits"); gerr == nil && vt != jsonparser.Null {
+			return nil, fmt.Errorf("hits.hits: %w", err)
+		}
+		return out, nil
 	}
 	if len(out.hits) > 0 && len(r.lastRaw) > 0 {
 		if err := jsonCfg.Unmarshal(r.lastRaw, &out.after); err != nil {
