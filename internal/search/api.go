@@ -1,5 +1,6 @@
 // Package search answers Tempo-style searches, tag-name and tag-value
-// queries over the unflushed head and the blocks of one tenant. It owns
+// queries and TraceQL metrics (query_range, instant) over the unflushed
+// head and the blocks of one tenant. It owns
 // request parsing (Tempo's /api/search parameters), the evaluation plan
 // (time pruning, column projection, row-group push-down, a bounded pool of
 // block jobs, stopping at the limit) and the exact JSON shapes of Tempo's

@@ -34,7 +34,7 @@ type Options struct {
 // and meant to live as long as the server: it keeps parsed block footers
 // between queries.
 type Engine struct {
-	bucket *storage.Bucket
+	bucket   *storage.Bucket
 	opts     Options
 	files    *fileCache
 	distinct distinctCache

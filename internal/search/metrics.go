@@ -166,15 +166,15 @@ type InstantSeries struct {
 
 // metricsPlan is a metrics request prepared for evaluation.
 type metricsPlan struct {
-	q        *traceql.Query
-	fn       string
-	start    uint64 // ns, aligned
-	step     uint64 // ns
-	n        int    // intervals
-	mu       sync.Mutex
-	series   map[string]*accum
-	tooMany  bool
-	seconds  bool // the aggregated value is a duration: report seconds
+	q       *traceql.Query
+	fn      string
+	start   uint64 // ns, aligned
+	step    uint64 // ns
+	n       int    // intervals
+	mu      sync.Mutex
+	series  map[string]*accum
+	tooMany bool
+	seconds bool // the aggregated value is a duration: report seconds
 }
 
 // accum is one series' per-interval aggregate.

@@ -159,3 +159,35 @@ func blocksList(b *storage.Bucket) ([]*block.Meta, error) {
 	}
 	return out, nil
 }
+
+// TestTagValuesFastMatchesGeneric: values from dictionaries, decoded
+// integer pages and the per-block cache equal the OTLP path's, cold and
+// warm, on blocks of several row groups.
+func TestTagValuesFastMatchesGeneric(t *testing.T) {
+	b, metas := openFixture(t, "vparquet4-compacted")
+	fast, gen := NewEngine(b, Options{}), NewEngine(b, Options{Generic: true})
+	for _, tag := range []string{"status", "kind", "name", "resource.service.name", "rootServiceName"} {
+		req, err := ParseTagValuesRequest(tag, true, url.Values{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, err := gen.TagValues(context.Background(), "single-tenant", metas, nil, req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(want.Values) < 2 {
+			t.Fatalf("%s: %d values over the fixture", tag, len(want.Values))
+		}
+		for _, run := range []string{"cold", "warm"} {
+			got, err := fast.TagValues(context.Background(), "single-tenant", metas, nil, req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			gj, _ := json.Marshal(got.Values)
+			wj, _ := json.Marshal(want.Values)
+			if string(gj) != string(wj) {
+				t.Errorf("%s %s: %s, OTLP path %s", tag, run, gj, wj)
+			}
+		}
+	}
+}
