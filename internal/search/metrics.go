@@ -174,7 +174,6 @@ type metricsPlan struct {
 	mu      sync.Mutex
 	series  map[string]*accum
 	tooMany bool
-	seconds bool // the aggregated value is a duration: report seconds
 }
 
 // accum is one series' per-interval aggregate.
@@ -204,9 +203,6 @@ func newMetricsPlan(req MetricsRequest) (*metricsPlan, error) {
 	m := req.Query.Metrics
 	p := &metricsPlan{q: req.Query, fn: m.Func, start: uint64(start.UnixNano()), step: uint64(step), n: n,
 		series: map[string]*accum{}}
-	if m.Attr != nil && m.Attr.Scope == traceql.ScopeIntrinsic {
-		p.seconds = true
-	}
 	return p, nil
 }
 
