@@ -120,8 +120,26 @@ func (a *API) tagValues(v2 bool) queryFunc {
 // the body), never a 404 that reads like a wrong URL.
 func (a *API) metricsQuery(rangeQuery bool) queryFunc {
 	return func(ctx context.Context, tenantID string, r *http.Request) (*response, error) {
-		return nil, errorf(http.StatusBadRequest,
-			"TraceQL metrics queries (| rate(), count_over_time(), …) are not supported by tracectl yet; use a search query, or the span metrics in Prometheus")
+		req, err := search.ParseMetricsRequest(r.URL.Query(), !rangeQuery)
+		if err != nil {
+			return nil, err
+		}
+		metas, err := a.blocks.get(ctx, tenantID)
+		if err != nil {
+			return nil, err
+		}
+		if rangeQuery {
+			resp, err := a.engine.MetricsQueryRange(ctx, tenantID, metas, a.headSource(), req)
+			if err != nil {
+				return nil, err
+			}
+			return marshalJSON(resp)
+		}
+		resp, err := a.engine.MetricsQueryInstant(ctx, tenantID, metas, a.headSource(), req)
+		if err != nil {
+			return nil, err
+		}
+		return marshalJSON(resp)
 	}
 }
 
