@@ -95,7 +95,7 @@ piped, nothing with -q. Output formats (-o): text (default), json (the summary).
 	f.BoolVar(&o.IncludeArchive, "include-archive", false, "also read jaeger-span-archive; copies are de-duplicated (env TRACECTL_INCLUDE_ARCHIVE)")
 	f.StringVar(&o.Since, "since", "", "only spans starting at or after this time (RFC 3339 or YYYY-MM-DD, UTC) (env TRACECTL_SINCE)")
 	f.StringVar(&o.Until, "until", "", "only spans starting before this time (env TRACECTL_UNTIL)")
-	f.StringSliceVar(&o.Services, "services", nil, "only spans of these services (env TRACECTL_SERVICES)")
+	f.StringSliceVar(&o.Services, "services", nil, "only traces with a span of these services, each whole (env TRACECTL_SERVICES)")
 	f.IntVar(&o.Parallel, "parallel", jaegeres.DefaultParallel, "slices read at once (env TRACECTL_PARALLEL)")
 	f.IntVar(&o.BatchSize, "batch-size", jaegeres.DefaultBatchSize, "documents per request, at most 10000 (env TRACECTL_BATCH_SIZE)")
 	f.Int64Var(&o.MaxBlockBytes, "max-block-bytes", jaegeres.DefaultMaxBlockBytes, "document bytes read before a block is cut (env TRACECTL_MAX_BLOCK_BYTES)")

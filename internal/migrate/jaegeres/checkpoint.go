@@ -85,11 +85,14 @@ type stats struct {
 }
 
 // IndexStats accounts for one index: Read = Written + Duplicates + Skipped.
+// Related of those Read are outside the selection's _count: spans of other
+// services read to complete the traces --services selected.
 type IndexStats struct {
 	Read       int64 `json:"read"`
 	Written    int64 `json:"written"`
 	Duplicates int64 `json:"duplicates"`
 	Skipped    int64 `json:"skipped"`
+	Related    int64 `json:"related,omitempty"`
 }
 
 // SkippedDoc is a document that could not be decoded.
@@ -131,6 +134,7 @@ func (s *stats) add(o *stats) {
 		t.Written += st.Written
 		t.Duplicates += st.Duplicates
 		t.Skipped += st.Skipped
+		t.Related += st.Related
 	}
 	s.Blocks = append(s.Blocks, o.Blocks...)
 	s.Bytes += o.Bytes
@@ -150,6 +154,7 @@ func (s *stats) total() IndexStats {
 		t.Written += st.Written
 		t.Duplicates += st.Duplicates
 		t.Skipped += st.Skipped
+		t.Related += st.Related
 	}
 	return t
 }

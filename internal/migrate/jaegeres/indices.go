@@ -25,7 +25,9 @@ type Selection struct {
 	IncludeArchive bool
 	// Since and Until bound spans by start time: Since ≤ start < Until.
 	Since, Until time.Time
-	// Services keeps only spans of these services (process.serviceName).
+	// Services selects the traces with a span of one of these services
+	// (process.serviceName); a selected trace is migrated whole, its
+	// spans of other services included (within Since/Until).
 	Services []string
 }
 
@@ -179,23 +181,47 @@ func (c *Client) Count(ctx context.Context, indices []string, q map[string]any) 
 // rejects. Only startTimeMillis can be range-queried (startTime is not
 // indexed as a date).
 func (s *Selection) query(extra []map[string]any) map[string]any {
-	var filter []map[string]any
-	if !s.Since.IsZero() || !s.Until.IsZero() {
-		r := map[string]any{"format": "epoch_millis"}
-		if !s.Since.IsZero() {
-			r["gte"] = s.Since.UnixMilli()
-		}
-		if !s.Until.IsZero() {
-			r["lt"] = s.Until.UnixMilli()
-		}
-		filter = append(filter, map[string]any{"range": map[string]any{"startTimeMillis": r}})
-	}
+	filter := s.timeFilter()
 	if len(s.Services) > 0 {
-		filter = append(filter, map[string]any{"terms": map[string]any{"process.serviceName": s.Services}})
+		filter = append(filter, s.servicesFilter())
 	}
 	filter = append(filter, extra...)
 	if len(filter) == 0 {
 		return nil
 	}
 	return map[string]any{"bool": map[string]any{"filter": filter}}
+}
+
+// timeFilter bounds spans by start time (Since ≤ start < Until).
+func (s *Selection) timeFilter() []map[string]any {
+	if s.Since.IsZero() && s.Until.IsZero() {
+		return nil
+	}
+	r := map[string]any{"format": "epoch_millis"}
+	if !s.Since.IsZero() {
+		r["gte"] = s.Since.UnixMilli()
+	}
+	if !s.Until.IsZero() {
+		r["lt"] = s.Until.UnixMilli()
+	}
+	return []map[string]any{{"range": map[string]any{"startTimeMillis": r}}}
+}
+
+func (s *Selection) servicesFilter() map[string]any {
+	return map[string]any{"terms": map[string]any{"process.serviceName": s.Services}}
+}
+
+// traceQuery selects every span of the traces whose stored IDs are forms,
+// in the time range, whatever its service: a selected trace whole.
+func (s *Selection) traceQuery(forms []string) map[string]any {
+	filter := append(s.timeFilter(), map[string]any{"terms": map[string]any{"traceID": forms}})
+	return map[string]any{"bool": map[string]any{"filter": filter}}
+}
+
+// relatedQuery selects the spans of those traces that --services left
+// out: the rest of each selected trace.
+func (s *Selection) relatedQuery(forms []string) map[string]any {
+	q := s.traceQuery(forms)
+	q["bool"].(map[string]any)["must_not"] = []map[string]any{s.servicesFilter()}
+	return q
 }

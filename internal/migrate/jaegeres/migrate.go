@@ -338,11 +338,11 @@ func (m *migration) progress(cur *stats, final bool) *Progress {
 	for _, ix := range m.indices {
 		ip := IndexProgress{Name: ix.Name, Total: ix.Docs}
 		if v := st.Indices[ix.Name]; v != nil {
-			ip.Read += v.Read
+			ip.Read += v.Read - v.Related
 		}
 		if cur != nil {
 			if v := cur.Indices[ix.Name]; v != nil {
-				ip.Read += v.Read
+				ip.Read += v.Read - v.Related
 			}
 		}
 		p.Indices = append(p.Indices, ip)
@@ -461,6 +461,9 @@ func (m *migration) export(ctx context.Context) error {
 	}
 	cut := func() error {
 		if err := m.resolveForms(ctx, buf, names, claimed); err != nil {
+			return err
+		}
+		if err := m.completeTraces(ctx, buf, names); err != nil {
 			return err
 		}
 		buf.after = lastDone

@@ -157,11 +157,20 @@ func readBack(t *testing.T, b *storage.Bucket, tenant string) map[string]*readTr
 // whole in one block, every span exactly once, parents, services, times.
 func assertExpected(t *testing.T, b *storage.Bucket, sets ...string) {
 	t.Helper()
+	assertExpectedWhere(t, b, func(set string, _ []string) bool {
+		return len(sets) == 0 || slices.Contains(sets, set)
+	})
+}
+
+// assertExpectedWhere is assertExpected for the traces keep selects by
+// index set and services.
+func assertExpectedWhere(t *testing.T, b *storage.Bucket, keep func(set string, services []string) bool) {
+	t.Helper()
 	exp := loadExpected(t)
 	got := readBack(t, b, "single-tenant")
 	want := 0
 	for id, et := range exp.Traces {
-		if len(sets) > 0 && !slices.Contains(sets, et.IndexSet) {
+		if !keep(et.IndexSet, et.Services) {
 			continue
 		}
 		want++
