@@ -517,11 +517,19 @@ func parseKeepAlive(v string) (time.Duration, error) {
 }
 
 func (s *Server) snapshot(names []string, keepAlive time.Duration) *context_ {
+	return s.snapshotMatching(names, keepAlive, nil)
+}
+
+// snapshotMatching is a snapshot of the documents q matches (nil: all),
+// numbered as in the full snapshot.
+func (s *Server) snapshotMatching(names []string, keepAlive time.Duration, q query) *context_ {
 	c := &context_{indices: names, keepAlive: keepAlive, expires: time.Now().Add(keepAlive), sorted: map[string][]int32{}}
 	seq := int64(0)
 	for _, n := range names {
 		for _, d := range s.indices[n].docs {
-			c.docs = append(c.docs, snapDoc{index: n, doc: d, seq: seq})
+			if q == nil || q.match(d) {
+				c.docs = append(c.docs, snapDoc{index: n, doc: d, seq: seq})
+			}
 			seq++
 		}
 	}
@@ -677,7 +685,12 @@ func (s *Server) search(w http.ResponseWriter, r *http.Request, expr string, bod
 				return
 			}
 		}
-		c = s.snapshot(names, ka)
+		// A search without a PIT serves one query for its whole life, so
+		// its snapshot holds only the matching documents: sorting every
+		// document of every index per page made each trace-ID lookup of
+		// the migrator cost seconds (and hold the lock) on a large dataset,
+		// where Elasticsearch answers from its inverted index.
+		c = s.snapshotMatching(names, ka, req.query)
 		if scroll != "" {
 			s.scrolls[c.id] = c
 		}
