@@ -14,6 +14,7 @@ import (
 	"go.opentelemetry.io/collector/pdata/ptrace"
 
 	"github.com/tracectl/tracectl/internal/blocks/block"
+	"github.com/tracectl/tracectl/internal/blocks/pqread"
 	"github.com/tracectl/tracectl/internal/blocks/vparquet4"
 	"github.com/tracectl/tracectl/internal/storage"
 	"github.com/tracectl/tracectl/internal/traceql"
@@ -329,39 +330,17 @@ func scanColumn(cc parquet.ColumnChunk, fn func(row int, v parquet.Value)) (err 
 			err = errors.New("corrupt column chunk")
 		}
 	}()
-	pages := cc.Pages()
-	defer pages.Close()
 	row := -1
-	buf := make([]parquet.Value, 1024)
-	for {
-		p, err := pages.ReadPage()
-		if errors.Is(err, io.EOF) {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		vr := p.Values()
-		for {
-			n, err := vr.ReadValues(buf)
-			for _, v := range buf[:n] {
-				if v.RepetitionLevel() == 0 {
-					row++
-				}
-				if !v.IsNull() {
-					fn(row, v)
-				}
+	return pqread.ColumnValues(cc, make([]parquet.Value, 1024), func(vals []parquet.Value) {
+		for _, v := range vals {
+			if v.RepetitionLevel() == 0 {
+				row++
 			}
-			if errors.Is(err, io.EOF) {
-				break
-			}
-			if err != nil {
-				parquet.Release(p)
-				return err
+			if !v.IsNull() {
+				fn(row, v)
 			}
 		}
-		parquet.Release(p)
-	}
+	})
 }
 
 // tagValuesFast answers tag values from one column per row group when the
@@ -517,24 +496,17 @@ func scanDistinct(cc parquet.ColumnChunk, fn func(v parquet.Value), done func() 
 			parquet.Release(p)
 			continue
 		}
-		buf := make([]parquet.Value, 1024)
-		vr := p.Values()
-		for {
-			n, err := vr.ReadValues(buf)
-			for _, v := range buf[:n] {
+		err = pqread.PageValues(p, make([]parquet.Value, 1024), func(vals []parquet.Value) {
+			for _, v := range vals {
 				if !v.IsNull() {
 					fn(v)
 				}
 			}
-			if errors.Is(err, io.EOF) {
-				break
-			}
-			if err != nil {
-				parquet.Release(p)
-				return err
-			}
-		}
+		})
 		parquet.Release(p)
+		if err != nil {
+			return err
+		}
 	}
 }
 

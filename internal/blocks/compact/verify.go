@@ -19,6 +19,7 @@ import (
 
 	"github.com/tracectl/tracectl/internal/blocks"
 	"github.com/tracectl/tracectl/internal/blocks/block"
+	"github.com/tracectl/tracectl/internal/blocks/pqread"
 	"github.com/tracectl/tracectl/internal/blocks/vparquet4"
 	"github.com/tracectl/tracectl/internal/storage"
 	"github.com/tracectl/tracectl/internal/tenant"
@@ -395,33 +396,13 @@ func scanData(ctx context.Context, b *storage.Bucket, m *block.Meta, size int64,
 	return sc, nil
 }
 
+// eachValue calls fn for every value of a column chunk.
 func eachValue(cc parquet.ColumnChunk, buf []parquet.Value, fn func(parquet.Value)) error {
-	pages := cc.Pages()
-	defer pages.Close()
-	for {
-		p, err := pages.ReadPage()
-		if errors.Is(err, io.EOF) {
-			return nil
+	return pqread.ColumnValues(cc, buf, func(vals []parquet.Value) {
+		for _, v := range vals {
+			fn(v)
 		}
-		if err != nil {
-			return err
-		}
-		r := p.Values()
-		for {
-			n, err := r.ReadValues(buf)
-			for _, v := range buf[:n] {
-				fn(v)
-			}
-			if errors.Is(err, io.EOF) {
-				break
-			}
-			if err != nil {
-				parquet.Release(p)
-				return err
-			}
-		}
-		parquet.Release(p)
-	}
+	})
 }
 
 // indexMatches compares an index object with the row groups' last IDs.
