@@ -93,7 +93,7 @@ func (d *Decoder) decode(src []byte, in *interner) (*model.Span, string, error) 
 			sp.Logs, err = readLogs(it)
 		case "process":
 			var p *model.Process
-			p, processTagMap, err = readProcess(it, dot)
+			p, processTagMap, err = readProcess(it, dot, in.scratchProcess())
 			sp.Process = p
 		default:
 			it.Skip()
@@ -526,14 +526,18 @@ func readLogs(it *jsoniter.Iterator) ([]model.Log, error) {
 	return logs, err
 }
 
-func readProcess(it *jsoniter.Iterator, dot string) (*model.Process, []model.KeyValue, error) {
+// readProcess reads into p when given (the interner's scratch process),
+// else into a new one.
+func readProcess(it *jsoniter.Iterator, dot string, p *model.Process) (*model.Process, []model.KeyValue, error) {
 	if it.ReadNil() {
 		return nil, nil, nil
 	}
 	if it.WhatIsNext() != jsoniter.ObjectValue {
 		return nil, nil, errors.New("process: want an object")
 	}
-	p := &model.Process{}
+	if p == nil {
+		p = &model.Process{}
+	}
 	var m []model.KeyValue
 	var err error
 	for f := it.ReadObject(); f != "" && err == nil; f = it.ReadObject() {

@@ -1,6 +1,8 @@
 package jaegeres
 
 import (
+	"slices"
+
 	"github.com/jaegertracing/jaeger/model"
 	jsoniter "github.com/json-iterator/go"
 )
@@ -14,6 +16,8 @@ type interner struct {
 	// procs are the distinct processes seen, by service name: spans of
 	// one process share one *model.Process (read only once decoded).
 	procs map[string][]*model.Process
+	// scratch is decoded into; process() copies it when it is new.
+	scratch model.Process
 	// escaped is set when a string needs unescaping: the fast path reads
 	// strings as raw bytes, so the document is decoded again without it.
 	escaped bool
@@ -28,13 +32,33 @@ func newInterner() *interner {
 	return &interner{m: make(map[string]string, 1024), procs: map[string][]*model.Process{}}
 }
 
-// process returns the shared process equal to p (p itself the first time).
+// scratchProcess is the process a document is decoded into (nil without
+// an interner): most documents repeat a process already seen, so it is
+// copied only when new.
+func (in *interner) scratchProcess() *model.Process {
+	if in == nil {
+		return nil
+	}
+	in.scratch.ServiceName = ""
+	in.scratch.Tags = in.scratch.Tags[:0]
+	return &in.scratch
+}
+
+// process returns the shared process equal to p (p itself the first time,
+// or a copy of it when it is the scratch process).
 func (in *interner) process(p *model.Process) *model.Process {
 	l := in.procs[p.ServiceName]
 	for _, q := range l {
 		if q.Equal(p) {
 			return q
 		}
+	}
+	if p == &in.scratch {
+		q := &model.Process{ServiceName: p.ServiceName}
+		if len(p.Tags) > 0 { // as decoded without scratch: no tags is nil
+			q.Tags = slices.Clone(p.Tags)
+		}
+		p = q
 	}
 	if len(l) < 16 {
 		if len(in.procs) >= internMaxEntries {
