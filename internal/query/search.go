@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"sort"
+	"time"
 
 	"github.com/tracectl/tracectl/internal/blocks/block"
 	"github.com/tracectl/tracectl/internal/search"
@@ -68,6 +69,16 @@ func (a *API) tagBlocks(metas []*block.Meta, ranged bool) []*block.Meta {
 	return newest
 }
 
+// tagRequestBlocks lists the tenant's blocks and picks those a tag-name or
+// tag-value request with the given range (zero: none) reads, by tagBlocks.
+func (a *API) tagRequestBlocks(ctx context.Context, tenantID string, start, end time.Time) ([]*block.Meta, error) {
+	metas, err := a.blocks.get(ctx, tenantID)
+	if err != nil {
+		return nil, err
+	}
+	return a.tagBlocks(metas, !start.IsZero() || !end.IsZero()), nil
+}
+
 // tags serves /api/search/tags (v1) and /api/v2/search/tags.
 func (a *API) tags(v2 bool) queryFunc {
 	return func(ctx context.Context, tenantID string, r *http.Request) (*response, error) {
@@ -75,11 +86,10 @@ func (a *API) tags(v2 bool) queryFunc {
 		if err != nil {
 			return nil, err
 		}
-		metas, err := a.blocks.get(ctx, tenantID)
+		metas, err := a.tagRequestBlocks(ctx, tenantID, req.Start, req.End)
 		if err != nil {
 			return nil, err
 		}
-		metas = a.tagBlocks(metas, !req.Start.IsZero() || !req.End.IsZero())
 		resp, err := a.engine.TagNames(ctx, tenantID, metas, a.headSource(), req)
 		if err != nil {
 			return nil, err
@@ -99,11 +109,10 @@ func (a *API) tagValues(v2 bool) queryFunc {
 		if err != nil {
 			return nil, err
 		}
-		metas, err := a.blocks.get(ctx, tenantID)
+		metas, err := a.tagRequestBlocks(ctx, tenantID, req.Start, req.End)
 		if err != nil {
 			return nil, err
 		}
-		metas = a.tagBlocks(metas, !req.Start.IsZero() || !req.End.IsZero())
 		resp, err := a.engine.TagValues(ctx, tenantID, metas, a.headSource(), req)
 		if err != nil {
 			return nil, err
