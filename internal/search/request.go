@@ -242,20 +242,9 @@ func ParseTagsRequest(v url.Values) (TagsRequest, error) {
 	default:
 		return req, reqErr("invalid scope %q: want resource, span, event, link, instrumentation, intrinsic or all", req.Scope)
 	}
-	if q := v.Get("q"); strings.TrimSpace(q) != "" {
-		query, err := traceql.ParseLenient(q)
-		if err == nil {
-			req.Query = query
-		}
-	}
 	var err error
-	if req.Limit, err = intParam(v, "limit", 0); err != nil {
-		return req, err
-	}
-	if req.Start, req.End, err = timeRange(v); err != nil {
-		return req, err
-	}
-	return req, nil
+	req.Query, req.Limit, req.Start, req.End, err = tagParams(v)
+	return req, err
 }
 
 // ParseTagValuesRequest reads the parameters of /api/search/tag/<tag>/values
@@ -271,19 +260,27 @@ func ParseTagValuesRequest(tag string, v2 bool, v url.Values) (TagValuesRequest,
 			return req, err
 		}
 	}
-	if q := v.Get("q"); strings.TrimSpace(q) != "" {
-		if query, err := traceql.ParseLenient(q); err == nil {
-			req.Query = query
+	var err error
+	req.Query, req.Limit, req.Start, req.End, err = tagParams(v)
+	return req, err
+}
+
+// tagParams reads the parameters tag-name and tag-value requests share: q
+// (parsed leniently and ignored when it cannot be understood, as Tempo
+// does), limit, start and end.
+func tagParams(v url.Values) (q *traceql.Query, limit int, start, end time.Time, err error) {
+	if text := v.Get("q"); strings.TrimSpace(text) != "" {
+		if query, err := traceql.ParseLenient(text); err == nil {
+			q = query
 		}
 	}
-	var err error
-	if req.Limit, err = intParam(v, "limit", 0); err != nil {
-		return req, err
+	if limit, err = intParam(v, "limit", 0); err != nil {
+		return nil, 0, time.Time{}, time.Time{}, err
 	}
-	if req.Start, req.End, err = timeRange(v); err != nil {
-		return req, err
+	if start, end, err = timeRange(v); err != nil {
+		return nil, 0, time.Time{}, time.Time{}, err
 	}
-	return req, nil
+	return q, limit, start, end, nil
 }
 
 // parseTag reads a v2 tag name (`resource.x`, `span.x`, `.x`, an
