@@ -12,6 +12,7 @@ import (
 
 	"github.com/tracectl/tracectl/internal/blocks/block"
 	"github.com/tracectl/tracectl/internal/storage"
+	"github.com/tracectl/tracectl/internal/storage/storagetest"
 )
 
 // fakeFormat serves traces from memory, counting lookups, so FindTrace's
@@ -77,10 +78,7 @@ func writeBlockWithBloom(t *testing.T, b *storage.Bucket, start, end time.Time, 
 
 func TestFindTracePrunesAndCombines(t *testing.T) {
 	ctx := context.Background()
-	b, err := storage.Open(ctx, "mem://")
-	if err != nil {
-		t.Fatal(err)
-	}
+	b := storagetest.OpenMem(t)
 	fake := &fakeFormat{traces: map[uuid.UUID]map[block.TraceID]ptrace.Traces{}, calls: map[uuid.UUID]int{}, fail: map[uuid.UUID]error{}}
 	formats["fake"] = fake.open
 	defer delete(formats, "fake")

@@ -12,6 +12,7 @@ import (
 
 	"github.com/tracectl/tracectl/internal/blocks/block"
 	"github.com/tracectl/tracectl/internal/storage"
+	"github.com/tracectl/tracectl/internal/storage/storagetest"
 	"github.com/tracectl/tracectl/internal/testfix"
 )
 
@@ -39,11 +40,7 @@ func copyFixtureBucket(t *testing.T, name string) (*storage.Bucket, string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := storage.Open(context.Background(), "file://"+dst)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { b.Close() })
+	b := storagetest.OpenDir(t, dst)
 	return b, dst
 }
 

@@ -12,14 +12,11 @@ import (
 	"github.com/tracectl/tracectl/internal/blocks/block"
 	"github.com/tracectl/tracectl/internal/otlptest"
 	"github.com/tracectl/tracectl/internal/storage"
+	"github.com/tracectl/tracectl/internal/storage/storagetest"
 )
 
 func openMem(t *testing.T) *storage.Bucket {
-	b, err := storage.Open(context.Background(), "mem://")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { b.Close() })
+	b := storagetest.OpenMem(t)
 	return b
 }
 
@@ -50,7 +47,7 @@ func TestMigrateOTLPFilesCorpus(t *testing.T) {
 	corpus := otlptest.LoadCorpus(t)
 	path := corpusFile(t)
 	for _, maxBytes := range []int64{0, 20_000} { // one block; many small blocks
-		b := openMem(t)
+		b := storagetest.OpenMem(t)
 		s, err := MigrateOTLPFiles(context.Background(), OTLPFileOptions{
 			Paths: []string{path}, Bucket: b, Tenant: block.DefaultTenant, MaxBlockBytes: maxBytes, MaxErrors: -1,
 		})
@@ -86,7 +83,7 @@ func TestMigrateOTLPFilesBadInputAndLimits(t *testing.T) {
 	p := filepath.Join(dir, "mixed.jsonl")
 	os.WriteFile(p, bytes.Join([][]byte{lines[0], []byte("garbage"), lines[1], []byte("{bad"), lines[2]}, []byte("\n")), 0o644)
 
-	b := openMem(t)
+	b := storagetest.OpenMem(t)
 	s, err := MigrateOTLPFiles(context.Background(), OTLPFileOptions{Paths: []string{p}, Bucket: b, Tenant: "t1", MaxErrors: -1})
 	if err != nil {
 		t.Fatal(err)
@@ -99,7 +96,7 @@ func TestMigrateOTLPFilesBadInputAndLimits(t *testing.T) {
 	}
 
 	// --max-errors 1: stops at the second bad line, still writes what it read.
-	b = openMem(t)
+	b = storagetest.OpenMem(t)
 	s, err = MigrateOTLPFiles(context.Background(), OTLPFileOptions{Paths: []string{p}, Bucket: b, Tenant: "t1", MaxErrors: 1})
 	if !errors.Is(err, ErrTooManyErrors) {
 		t.Fatalf("err = %v, want ErrTooManyErrors", err)

@@ -8,6 +8,7 @@ import (
 
 	"github.com/tracectl/tracectl/internal/blocks/block"
 	"github.com/tracectl/tracectl/internal/otlptest"
+	"github.com/tracectl/tracectl/internal/storage/storagetest"
 )
 
 // TestBlockWrittenElsewhereAppearsAfterOnePoll: a block another writer
@@ -15,7 +16,7 @@ import (
 // compacted away disappears at the poll after that.
 func TestBlockWrittenElsewhereAppearsAfterOnePoll(t *testing.T) {
 	corpus := otlptest.LoadCorpus(t)
-	b := memBucket(t)
+	b := storagetest.OpenMem(t)
 	first := writeBlock(t, b, "single-tenant", corpus.ByID[otlptest.IDOf("P00")])
 	a, base := startAPI(t, Config{Bucket: b, PollInterval: time.Hour})
 
@@ -49,7 +50,7 @@ func TestBlockWrittenElsewhereAppearsAfterOnePoll(t *testing.T) {
 // TestPollIntervalIsHonoured runs the real poll loop with a short interval.
 func TestPollIntervalIsHonoured(t *testing.T) {
 	corpus := otlptest.LoadCorpus(t)
-	b := memBucket(t)
+	b := storagetest.OpenMem(t)
 	_, base := startAPI(t, Config{Bucket: b, PollInterval: 50 * time.Millisecond})
 	id := otlptest.IDOf("P02")
 	if got := get(t, base, "/api/traces/"+id); got.status != http.StatusNotFound {
@@ -69,7 +70,7 @@ func TestPollIntervalIsHonoured(t *testing.T) {
 // queried before any poll, and stays until a listing confirms it.
 func TestFlushedBlockVisibleAtOnce(t *testing.T) {
 	corpus := otlptest.LoadCorpus(t)
-	b := memBucket(t)
+	b := storagetest.OpenMem(t)
 	now := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
 	clock := func() time.Time { return now }
 	a, base := startAPI(t, Config{Bucket: b, PollInterval: time.Hour, IndexMaxAge: time.Hour, Now: clock})
@@ -113,7 +114,7 @@ func TestFlushedBlockVisibleAtOnce(t *testing.T) {
 // its blocks and head; no header is 401; a bad tenant is 400.
 func TestMultiTenantIsolation(t *testing.T) {
 	corpus := otlptest.LoadCorpus(t)
-	b := memBucket(t)
+	b := storagetest.OpenMem(t)
 	p00, p01 := otlptest.IDOf("P00"), otlptest.IDOf("P01")
 	writeBlock(t, b, "team-a", corpus.ByID[p00])
 	head := newFakeHead()
@@ -158,7 +159,7 @@ func TestMultiTenantIsolation(t *testing.T) {
 // TestConcurrencyLimit: with every slot taken, a query waits QueueTimeout
 // and is refused with 429.
 func TestConcurrencyLimit(t *testing.T) {
-	a, base := startAPI(t, Config{Bucket: memBucket(t), MaxConcurrent: 1, QueueTimeout: 50 * time.Millisecond})
+	a, base := startAPI(t, Config{Bucket: storagetest.OpenMem(t), MaxConcurrent: 1, QueueTimeout: 50 * time.Millisecond})
 	a.slots <- struct{}{}
 	got := get(t, base, "/api/traces/abc")
 	<-a.slots

@@ -20,6 +20,7 @@ import (
 	"github.com/tracectl/tracectl/internal/blocks/block"
 	"github.com/tracectl/tracectl/internal/blocks/vparquet4"
 	"github.com/tracectl/tracectl/internal/storage"
+	"github.com/tracectl/tracectl/internal/storage/storagetest"
 	"github.com/tracectl/tracectl/internal/testfix"
 )
 
@@ -99,11 +100,7 @@ func fixtureBucket(t testing.TB, elem ...string) (*storage.Bucket, string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := storage.Open(context.Background(), "file://"+dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { b.Close() })
+	b := storagetest.OpenDir(t, dir)
 	return b, dir
 }
 
@@ -220,17 +217,6 @@ func (h *fakeHead) ForEachHeadTrace(tenant string, fn func(id block.TraceID, par
 var _ Head = (*fakeHead)(nil)
 
 func queryEscape(s string) string { return url.QueryEscape(s) }
-
-// memBucket is a fresh in-memory bucket.
-func memBucket(t testing.TB) *storage.Bucket {
-	t.Helper()
-	b, err := storage.Open(context.Background(), "mem://")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { b.Close() })
-	return b
-}
 
 // writeBlock stores traces as one vParquet4 block of tenant, as another
 // writer (migrate, another tracectl) would.

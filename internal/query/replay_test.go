@@ -23,7 +23,7 @@ import (
 	"github.com/tracectl/tracectl/internal/ingest"
 	"github.com/tracectl/tracectl/internal/otlptest"
 	"github.com/tracectl/tracectl/internal/server"
-	"github.com/tracectl/tracectl/internal/storage"
+	"github.com/tracectl/tracectl/internal/storage/storagetest"
 )
 
 // Strict mirrors of what Grafana's Tempo data source decodes (GRAFANA.md
@@ -166,13 +166,10 @@ type liveServer struct {
 func startLiveServer(t *testing.T, multiTenant bool) *liveServer {
 	t.Helper()
 	dir := t.TempDir()
-	b, err := storage.Open(context.Background(), "file://"+filepath.Join(dir, "bucket"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { b.Close() })
+	b := storagetest.OpenDir(t, filepath.Join(dir, "bucket"))
 	log := slog.New(slog.DiscardHandler)
 	ls := &liveServer{}
+	var err error
 	ls.srv, err = server.New(server.Config{
 		Bucket: b, WALDir: filepath.Join(dir, "wal"), MaxBlockDuration: time.Hour, IngestionRateBytes: -1, Logger: log,
 		OnBlockFlushed: func(tenant string, meta *block.Meta) { ls.api.BlockFlushed(tenant, meta) },

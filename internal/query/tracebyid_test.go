@@ -15,6 +15,7 @@ import (
 	"github.com/tracectl/tracectl/internal/blocks/block"
 	"github.com/tracectl/tracectl/internal/otlptest"
 	"github.com/tracectl/tracectl/internal/render"
+	"github.com/tracectl/tracectl/internal/storage/storagetest"
 )
 
 // traceRecordings are the trace-by-ID exchanges of fixtures/tempo/api.
@@ -228,7 +229,7 @@ func TestParseTraceID(t *testing.T) {
 
 func TestOperationalEndpointsMatchRecordings(t *testing.T) {
 	ready := false
-	_, base := startAPI(t, Config{Bucket: memBucket(t), Ready: func() bool { return ready },
+	_, base := startAPI(t, Config{Bucket: storagetest.OpenMem(t), Ready: func() bool { return ready },
 		BuildInfo: BuildInfo{Version: "1.2.3", Revision: "abc"}})
 	if got := get(t, base, "/ready"); got.status != http.StatusServiceUnavailable {
 		t.Errorf("/ready before ready: %s", got)
@@ -272,7 +273,7 @@ func TestTraceByIDCombinesHeadAndBlocks(t *testing.T) {
 	if inBlock.SpanCount() == 0 || inHead.SpanCount() == 0 {
 		t.Fatal("split left a side empty")
 	}
-	b := memBucket(t)
+	b := storagetest.OpenMem(t)
 	writeBlock(t, b, "single-tenant", inBlock)
 	head := newFakeHead()
 	id, _ := block.ParseTraceID(idHex)
@@ -305,7 +306,7 @@ func TestTraceByIDCombinesHeadAndBlocks(t *testing.T) {
 
 // TestTraceByIDNotFoundProtobuf: v2 answers a miss with Tempo's four bytes.
 func TestTraceByIDNotFoundProtobuf(t *testing.T) {
-	_, base := startAPI(t, Config{Bucket: memBucket(t)})
+	_, base := startAPI(t, Config{Bucket: storagetest.OpenMem(t)})
 	got := get(t, base, "/api/v2/traces/deadbeef", "Accept", "application/protobuf")
 	if got.status != http.StatusOK || !bytes.Equal(got.body, []byte{0x0a, 0x00, 0x12, 0x00}) || got.header.Get("Content-Type") != contentTypeProtobuf {
 		t.Errorf("v2 protobuf miss: %d %q %x", got.status, got.header.Get("Content-Type"), got.body)
@@ -320,7 +321,7 @@ func TestTraceByIDNotFoundProtobuf(t *testing.T) {
 func TestTraceByIDTooLarge(t *testing.T) {
 	corpus := otlptest.LoadCorpus(t)
 	idHex := otlptest.IDOf("P07") // long values
-	b := memBucket(t)
+	b := storagetest.OpenMem(t)
 	writeBlock(t, b, "single-tenant", corpus.ByID[idHex])
 	total := corpus.ByID[idHex].SpanCount()
 	// Room for the first span (and a bit), not for all three.
@@ -368,7 +369,7 @@ func TestTraceByIDTooLarge(t *testing.T) {
 }
 
 func TestTraceByIDBadRange(t *testing.T) {
-	_, base := startAPI(t, Config{Bucket: memBucket(t)})
+	_, base := startAPI(t, Config{Bucket: storagetest.OpenMem(t)})
 	for _, q := range []string{"?start=yesterday", "?end=-5", "?start=200&end=100"} {
 		got := get(t, base, "/api/v2/traces/abc"+q)
 		if got.status != http.StatusBadRequest || got.header.Get("Content-Type") != "text/plain; charset=utf-8" ||

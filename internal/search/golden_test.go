@@ -15,6 +15,7 @@ import (
 	"github.com/tracectl/tracectl/internal/blocks"
 	"github.com/tracectl/tracectl/internal/blocks/block"
 	"github.com/tracectl/tracectl/internal/storage"
+	"github.com/tracectl/tracectl/internal/storage/storagetest"
 	"github.com/tracectl/tracectl/internal/testfix"
 )
 
@@ -61,11 +62,7 @@ func openFixture(t *testing.T, name string) (*storage.Bucket, []*block.Meta) {
 	t.Helper()
 	dir := testfix.Path(t, "tempo", name)
 	ctx := context.Background()
-	b, err := storage.Open(ctx, "file://"+dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { b.Close() })
+	b := storagetest.OpenDir(t, dir)
 	l, err := blocks.List(ctx, b, "single-tenant", blocks.ListOptions{})
 	if err != nil {
 		t.Fatal(err)

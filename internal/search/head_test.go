@@ -18,6 +18,7 @@ import (
 	"github.com/tracectl/tracectl/internal/otlptest"
 	"github.com/tracectl/tracectl/internal/server"
 	"github.com/tracectl/tracectl/internal/storage"
+	"github.com/tracectl/tracectl/internal/storage/storagetest"
 )
 
 // liveServer is a real server.Server holding the corpus's waves 1 and 2
@@ -27,11 +28,7 @@ func liveServer(t *testing.T) (*server.Server, *storage.Bucket, []*block.Meta, *
 	t.Helper()
 	corpus := otlptest.LoadCorpus(t)
 	ctx := context.Background()
-	b, err := storage.Open(ctx, "mem://")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { b.Close() })
+	b := storagetest.OpenMem(t)
 	srv, err := server.New(server.Config{Bucket: b, WALDir: t.TempDir(), Registry: prometheus.NewRegistry(),
 		IngestionRateBytes: -1, MaxBlockDuration: time.Hour})
 	if err != nil {

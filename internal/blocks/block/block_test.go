@@ -17,6 +17,7 @@ import (
 	"go.opentelemetry.io/collector/pdata/ptrace"
 
 	"github.com/tracectl/tracectl/internal/storage"
+	"github.com/tracectl/tracectl/internal/storage/storagetest"
 	"github.com/tracectl/tracectl/internal/testfix"
 )
 
@@ -409,11 +410,7 @@ func corpusTraceIDs(t *testing.T) []TraceID {
 
 func TestMayContainFixture(t *testing.T) {
 	dir := testfix.Path(t, "tempo", "vparquet4")
-	b, err := storage.Open(context.Background(), "file://"+filepath.ToSlash(dir))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
+	b := storagetest.OpenDir(t, dir)
 	m, err := ReadMeta(context.Background(), b, DefaultTenant, uuid.MustParse("b1db29cc-be7a-4217-88f9-2f72c202f0fa"))
 	if err != nil {
 		t.Fatal(err)
@@ -439,11 +436,7 @@ func TestMayContainFixture(t *testing.T) {
 func TestBuildTenantIndexFixture(t *testing.T) {
 	ctx := context.Background()
 	dir := testfix.Path(t, "tempo", "vparquet4-compacted")
-	b, err := storage.Open(ctx, "file://"+filepath.ToSlash(dir))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
+	b := storagetest.OpenDir(t, dir)
 	got, err := BuildTenantIndex(ctx, b, DefaultTenant, time.Now())
 	if err != nil {
 		t.Fatal(err)
@@ -473,11 +466,7 @@ func TestBuildTenantIndexFixture(t *testing.T) {
 
 func TestMarkCompactedAndNoCompact(t *testing.T) {
 	ctx := context.Background()
-	b, err := storage.Open(ctx, "mem://")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
+	b := storagetest.OpenMem(t)
 	m := &Meta{Format: FormatVParquet4, BlockID: uuid.New(), TenantID: "t1", TotalObjects: 1, ReplicationFactor: 1}
 	if err := WriteNoCompact(ctx, b, m.TenantID, m.BlockID); err != nil {
 		t.Fatal(err)

@@ -22,6 +22,7 @@ import (
 	"github.com/tracectl/tracectl/internal/blocks/vparquet4"
 	"github.com/tracectl/tracectl/internal/otlptest"
 	"github.com/tracectl/tracectl/internal/storage"
+	"github.com/tracectl/tracectl/internal/storage/storagetest"
 	"github.com/tracectl/tracectl/internal/testfix"
 )
 
@@ -170,7 +171,7 @@ func mustJSON(m *block.Meta) string { js, _ := m.MarshalJSON(); return string(js
 func TestCompactLevels(t *testing.T) {
 	ctx := context.Background()
 	c := otlptest.LoadCorpus(t)
-	b := memBucket(t)
+	b := storagetest.OpenMem(t)
 	// One block per corpus line: 35 level-0 blocks, traces split across.
 	for _, line := range c.Lines {
 		if _, err := vparquet4.WriteBlock(ctx, b, vparquet4.WriterConfig{}, line); err != nil {
@@ -338,7 +339,7 @@ func TestCrashAtEachStep(t *testing.T) {
 // exactly one of many contenders; the old holder learns it lost it.
 func TestLease(t *testing.T) {
 	ctx := context.Background()
-	b := memBucket(t)
+	b := storagetest.OpenMem(t)
 	now := time.Date(2026, 11, 20, 10, 0, 0, 0, time.UTC)
 	clock := func() time.Time { return now }
 	a, err := AcquireLease(ctx, b, "t1", "a", time.Minute, clock)
@@ -478,7 +479,7 @@ func TestCompactUpdatesTenantIndex(t *testing.T) {
 // stops with its context.
 func TestRunLoop(t *testing.T) {
 	c := otlptest.LoadCorpus(t)
-	b := memBucket(t)
+	b := storagetest.OpenMem(t)
 	fixtureInto(t, b, "vparquet4", "alpha")
 	fixtureInto(t, b, "vparquet4", "beta")
 	ctx, cancel := context.WithCancel(context.Background())
@@ -526,7 +527,7 @@ func (w tlogWriter) Write(p []byte) (int, error) {
 func TestMergeManySplitTraces(t *testing.T) {
 	ctx := context.Background()
 	c := otlptest.LoadCorpus(t)
-	b := memBucket(t)
+	b := storagetest.OpenMem(t)
 	want := map[block.TraceID]ptrace.Traces{}
 	halves := [2]ptrace.Traces{ptrace.NewTraces(), ptrace.NewTraces()}
 	n := 0

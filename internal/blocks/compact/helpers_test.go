@@ -14,18 +14,9 @@ import (
 	"github.com/tracectl/tracectl/internal/blocks/block"
 	"github.com/tracectl/tracectl/internal/otlptest"
 	"github.com/tracectl/tracectl/internal/storage"
+	"github.com/tracectl/tracectl/internal/storage/storagetest"
 	"github.com/tracectl/tracectl/internal/testfix"
 )
-
-func memBucket(t testing.TB) *storage.Bucket {
-	t.Helper()
-	b, err := storage.Open(context.Background(), "mem://")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { b.Close() })
-	return b
-}
 
 // fixtureInto copies a fixture bucket's tenant into b under tenant
 // (default: the fixture's own).
@@ -62,7 +53,7 @@ func fixtureInto(t testing.TB, b *storage.Bucket, name, tenantID string) {
 
 // fixtureBucket is a mem bucket holding a copy of a fixture bucket.
 func fixtureBucket(t testing.TB, name string) *storage.Bucket {
-	b := memBucket(t)
+	b := storagetest.OpenMem(t)
 	fixtureInto(t, b, name, "")
 	return b
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/tracectl/tracectl/internal/blocks/vparquet4"
 	"github.com/tracectl/tracectl/internal/otlptest"
 	"github.com/tracectl/tracectl/internal/storage"
+	"github.com/tracectl/tracectl/internal/storage/storagetest"
 )
 
 var t0 = time.Date(2026, 11, 20, 10, 0, 0, 0, time.UTC)
@@ -118,7 +119,7 @@ func TestPlan(t *testing.T) {
 // only, and deletes them once the compacted retention passed.
 func TestRetention(t *testing.T) {
 	ctx := context.Background()
-	b := memBucket(t)
+	b := storagetest.OpenMem(t)
 	fixtureInto(t, b, "vparquet4", "")
 	fixtureInto(t, b, "vparquet4", "other")
 	now := time.Now()

@@ -18,6 +18,7 @@ import (
 	"github.com/tracectl/tracectl/internal/blocks/vparquet5"
 	"github.com/tracectl/tracectl/internal/otlptest"
 	"github.com/tracectl/tracectl/internal/storage"
+	"github.com/tracectl/tracectl/internal/storage/storagetest"
 	"github.com/tracectl/tracectl/internal/testfix"
 )
 
@@ -68,11 +69,7 @@ func fixtureMetas(t *testing.T, dir string) []block.Meta {
 func memBlock(t *testing.T, dir string, m block.Meta, data []byte) *storage.Bucket {
 	t.Helper()
 	ctx := context.Background()
-	b, err := storage.Open(ctx, "mem://")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { b.Close() })
+	b := storagetest.OpenMem(t)
 	src := testfix.Path(t, "tempo", dir, m.TenantID, m.BlockID.String())
 	for _, name := range []string{block.MetaName, block.BloomName(0), block.IndexName} {
 		raw, err := os.ReadFile(filepath.Join(src, name))

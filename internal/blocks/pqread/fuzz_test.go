@@ -10,7 +10,7 @@ import (
 	"go.opentelemetry.io/collector/pdata/ptrace"
 
 	"github.com/tracectl/tracectl/internal/blocks/block"
-	"github.com/tracectl/tracectl/internal/storage"
+	"github.com/tracectl/tracectl/internal/storage/storagetest"
 	"github.com/tracectl/tracectl/internal/testfix"
 )
 
@@ -63,11 +63,7 @@ func FuzzDataFile(f *testing.F) {
 	f.Add(raw[:len(raw)/2])
 	f.Fuzz(func(t *testing.T, data []byte) {
 		ctx := context.Background()
-		b, err := storage.Open(ctx, "mem://")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer b.Close()
+		b := storagetest.OpenMem(t)
 		if err := b.Write(ctx, block.DataKey(meta.TenantID, meta.BlockID), data); err != nil {
 			t.Fatal(err)
 		}

@@ -17,6 +17,7 @@ import (
 	"github.com/tracectl/tracectl/internal/blocks/block"
 	"github.com/tracectl/tracectl/internal/otlptest"
 	"github.com/tracectl/tracectl/internal/storage"
+	"github.com/tracectl/tracectl/internal/storage/storagetest"
 	"github.com/tracectl/tracectl/internal/testfix"
 )
 
@@ -28,12 +29,7 @@ const compactedBlock = "8638efc1-2742-4667-8de0-8bae4bda7236"
 func openCompacted(t *testing.T) (*DataFile, *[]*storage.ReaderAt) {
 	t.Helper()
 	root := testfix.Path(t, "tempo", "vparquet4-compacted")
-	ctx := context.Background()
-	b, err := storage.Open(ctx, "file://"+root)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { b.Close() })
+	b := storagetest.OpenDir(t, root)
 	raw, err := os.ReadFile(filepath.Join(root, block.DefaultTenant, compactedBlock, block.MetaName))
 	if err != nil {
 		t.Fatal(err)

@@ -7,7 +7,6 @@ import (
 	"iter"
 	"math/rand/v2"
 	"os"
-	"path/filepath"
 	"runtime"
 	"runtime/pprof"
 	"slices"
@@ -22,6 +21,7 @@ import (
 	"github.com/tracectl/tracectl/internal/blocks/block"
 	"github.com/tracectl/tracectl/internal/otlptest"
 	"github.com/tracectl/tracectl/internal/storage"
+	"github.com/tracectl/tracectl/internal/storage/storagetest"
 )
 
 // synthService is one instance of the synthetic corpus: a fixed resource.
@@ -194,21 +194,12 @@ func cpuTime() time.Duration {
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
-func fileBucket(b testing.TB) *storage.Bucket {
-	bk, err := storage.Open(context.Background(), "file://"+filepath.ToSlash(b.TempDir()))
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { bk.Close() })
-	return bk
-}
-
 // BenchmarkWrite streams a synthetic block of 5,000 traces (~100,000 spans)
 // into a local file bucket and reports spans per CPU-second and bytes per span.
 func BenchmarkWrite(b *testing.B) {
 	groups := synthCorpus(5000, 1)
 	spans := spanCount(groups)
-	bk := fileBucket(b)
+	bk := storagetest.OpenDir(b, b.TempDir())
 	ctx := context.Background()
 	var size uint64
 	b.ReportAllocs()
@@ -241,7 +232,7 @@ func BenchmarkWrite(b *testing.B) {
 func BenchmarkBytesPerSpanLarge(b *testing.B) {
 	groups := synthCorpus(20000, 2)
 	spans := spanCount(groups)
-	bk := fileBucket(b)
+	bk := storagetest.OpenDir(b, b.TempDir())
 	for b.Loop() {
 		w, err := NewBlockWriter(context.Background(), bk, WriterConfig{ExpectedTraces: len(groups)})
 		if err != nil {
@@ -270,7 +261,7 @@ func BenchmarkCorpusBytesPerSpan(b *testing.B) {
 	for b.Loop() {
 		var ours, tempo uint64
 		for _, wv := range waves {
-			bk := memBucket(b)
+			bk := storagetest.OpenMem(b)
 			m, err := WriteBlock(ctx, bk, WriterConfig{}, c.Lines[wv.from:wv.to]...)
 			if err != nil {
 				b.Fatal(err)
@@ -290,7 +281,7 @@ func BenchmarkCorpusBytesPerSpan(b *testing.B) {
 // a local file bucket (footer read + row-group read per lookup).
 func BenchmarkFindTraceByID(b *testing.B) {
 	groups := synthCorpus(5000, 3)
-	bk := fileBucket(b)
+	bk := storagetest.OpenDir(b, b.TempDir())
 	ctx := context.Background()
 	w, err := NewBlockWriter(ctx, bk, WriterConfig{ExpectedTraces: len(groups), RowGroupBytes: 4 << 20})
 	if err != nil {
@@ -323,7 +314,7 @@ func BenchmarkFindTraceByID(b *testing.B) {
 func BenchmarkIterate(b *testing.B) {
 	groups := synthCorpus(5000, 4)
 	spans := spanCount(groups)
-	bk := fileBucket(b)
+	bk := storagetest.OpenDir(b, b.TempDir())
 	ctx := context.Background()
 	m, err := writeGroups(ctx, bk, groups)
 	if err != nil {
@@ -423,7 +414,7 @@ func scaledCorpus(tb testing.TB, n int) []TraceGroup {
 func BenchmarkBytesPerSpanScaledCorpus(b *testing.B) {
 	groups := scaledCorpus(b, 250)
 	spans := spanCount(groups)
-	bk := fileBucket(b)
+	bk := storagetest.OpenDir(b, b.TempDir())
 	for b.Loop() {
 		m, err := writeGroups(context.Background(), bk, groups)
 		if err != nil {
@@ -442,7 +433,7 @@ func TestWriterMemoryBounded(t *testing.T) {
 	if testing.Short() {
 		t.Skip("streams 300,000 spans")
 	}
-	bk := fileBucket(t)
+	bk := storagetest.OpenDir(t, t.TempDir())
 	w, err := NewBlockWriter(context.Background(), bk, WriterConfig{RowGroupBytes: 2 << 20, ExpectedTraces: 15000})
 	if err != nil {
 		t.Fatal(err)

@@ -14,6 +14,7 @@ import (
 	"github.com/tracectl/tracectl/internal/blocks/block"
 	"github.com/tracectl/tracectl/internal/otlptest"
 	"github.com/tracectl/tracectl/internal/storage"
+	"github.com/tracectl/tracectl/internal/storage/storagetest"
 )
 
 // readRows reads every row of a block with a RowReader, cloning them.
@@ -43,7 +44,7 @@ func readRows(t *testing.T, b *storage.Bucket, m *block.Meta) []parquet.Row {
 func TestWriteRowsCopiesBlock(t *testing.T) {
 	ctx := context.Background()
 	c := otlptest.LoadCorpus(t)
-	b := memBucket(t)
+	b := storagetest.OpenMem(t)
 	src, err := WriteBlock(ctx, b, WriterConfig{RowGroupBytes: 16 << 10}, c.Lines...)
 	if err != nil {
 		t.Fatal(err)
@@ -154,7 +155,7 @@ func TestRowCombiner(t *testing.T) {
 		if got := RowSpans(row); got != tc.wantSpans {
 			t.Errorf("%s: %d spans combined, want %d", otlptest.Label(tc.id.Hex()), got, tc.wantSpans)
 		}
-		b := memBucket(t)
+		b := storagetest.OpenMem(t)
 		w, _ := NewBlockWriter(ctx, b, WriterConfig{DedicatedColumns: metas[0].DedicatedColumns})
 		if err := w.WriteRows([]parquet.Row{row}); err != nil {
 			t.Fatal(err)

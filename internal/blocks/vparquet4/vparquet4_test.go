@@ -23,6 +23,7 @@ import (
 	"github.com/tracectl/tracectl/internal/blocks/block"
 	"github.com/tracectl/tracectl/internal/otlptest"
 	"github.com/tracectl/tracectl/internal/storage"
+	"github.com/tracectl/tracectl/internal/storage/storagetest"
 	"github.com/tracectl/tracectl/internal/testfix"
 )
 
@@ -30,21 +31,7 @@ import (
 func fixtureBucket(t testing.TB, name string) *storage.Bucket {
 	t.Helper()
 	dir := testfix.Path(t, "tempo", name)
-	b, err := storage.Open(context.Background(), "file://"+filepath.ToSlash(dir)+"?create_dir=false")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { b.Close() })
-	return b
-}
-
-func memBucket(t testing.TB) *storage.Bucket {
-	t.Helper()
-	b, err := storage.Open(context.Background(), "mem://")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { b.Close() })
+	b := storagetest.OpenDir(t, dir)
 	return b
 }
 
@@ -190,7 +177,7 @@ func fixtureData(t testing.TB, bucket string, id string) []byte {
 // Tempo's, leaf by leaf: path, types, repetition, levels, encodings, codec.
 func TestSchemaMatchesFixture(t *testing.T) {
 	c := otlptest.LoadCorpus(t)
-	b := memBucket(t)
+	b := storagetest.OpenMem(t)
 	m, err := WriteBlock(context.Background(), b, WriterConfig{}, c.Lines...)
 	if err != nil {
 		t.Fatal(err)
@@ -355,7 +342,7 @@ func TestRoundTrip(t *testing.T) {
 	c := otlptest.LoadCorpus(t)
 	want := corpusByID(c)
 	for _, rg := range []int{0, 4096} { // one row group; many small ones
-		b := memBucket(t)
+		b := storagetest.OpenMem(t)
 		m, err := WriteBlock(context.Background(), b, WriterConfig{RowGroupBytes: rg}, c.Lines...)
 		if err != nil {
 			t.Fatal(err)
@@ -393,7 +380,7 @@ func TestStreamingWriterPieces(t *testing.T) {
 		}
 	}
 	slices.SortStableFunc(pieces, func(a, b piece) int { return a.id.Compare(b.id) })
-	b := memBucket(t)
+	b := storagetest.OpenMem(t)
 	w, err := NewBlockWriter(context.Background(), b, WriterConfig{})
 	if err != nil {
 		t.Fatal(err)
@@ -433,7 +420,7 @@ func TestWriterMatchesFixture(t *testing.T) {
 	fx := fixtureBucket(t, "vparquet4")
 	ctx := context.Background()
 	for _, wv := range waves {
-		b := memBucket(t)
+		b := storagetest.OpenMem(t)
 		m, err := WriteBlock(ctx, b, WriterConfig{}, c.Lines[wv.from:wv.to]...)
 		if err != nil {
 			t.Fatal(err)
@@ -542,7 +529,7 @@ func compareTraceColumns(t *testing.T, want, got *Trace) {
 // TestNestedSetP00 checks §3.8's worked example on Tempo's own row and ours.
 func TestNestedSetP00(t *testing.T) {
 	c := otlptest.LoadCorpus(t)
-	b := memBucket(t)
+	b := storagetest.OpenMem(t)
 	m, err := WriteBlock(context.Background(), b, WriterConfig{}, c.Lines[0])
 	if err != nil {
 		t.Fatal(err)
@@ -575,7 +562,7 @@ func TestNestedSetP00(t *testing.T) {
 func TestCorruptInput(t *testing.T) {
 	ctx := context.Background()
 	c := otlptest.LoadCorpus(t)
-	b := memBucket(t)
+	b := storagetest.OpenMem(t)
 	m, err := WriteBlock(ctx, b, WriterConfig{NoCompact: true}, c.Lines...)
 	if err != nil {
 		t.Fatal(err)
@@ -683,7 +670,7 @@ func TestCombinePartsLikeTempo(t *testing.T) {
 		}
 	}
 	slices.SortFunc(ids, block.TraceID.Compare)
-	b := memBucket(t)
+	b := storagetest.OpenMem(t)
 	w, err := NewBlockWriter(ctx, b, WriterConfig{DropDuplicateSpans: true, CompactionLevel: 1, RowGroupBytes: 8 << 10})
 	if err != nil {
 		t.Fatal(err)
@@ -737,7 +724,7 @@ func TestDropDuplicateSpans(t *testing.T) {
 		drop bool
 		want int
 	}{{false, 8}, {true, 4}} {
-		b := memBucket(t)
+		b := storagetest.OpenMem(t)
 		w, _ := NewBlockWriter(context.Background(), b, WriterConfig{DropDuplicateSpans: tc.drop})
 		w.Add(id, p18)
 		w.Add(id, p18)
@@ -763,7 +750,7 @@ func TestDropDuplicateSpans(t *testing.T) {
 // reused across calls); after the first, a lookup reads only its row group.
 func TestFindTraceByIDConcurrent(t *testing.T) {
 	c := otlptest.LoadCorpus(t)
-	b := memBucket(t)
+	b := storagetest.OpenMem(t)
 	ctx := context.Background()
 	m, err := WriteBlock(ctx, b, WriterConfig{RowGroupBytes: 16 << 10}, c.Lines...)
 	if err != nil {
@@ -815,7 +802,7 @@ func TestFindTraceByIDConcurrent(t *testing.T) {
 func TestCustomDedicatedColumns(t *testing.T) {
 	c := otlptest.LoadCorpus(t)
 	ctx := context.Background()
-	b := memBucket(t)
+	b := storagetest.OpenMem(t)
 	cols := []block.DedicatedColumn{
 		{Scope: "resource", Name: "host.name"},
 		{Scope: "resource", Name: "service.name"}, // fixed column: dropped
@@ -901,7 +888,7 @@ func TestRootAcrossParts(t *testing.T) {
 		drop bool
 		want string
 	}{{false, name(roots[1])}, {true, name(roots[0])}} {
-		b := memBucket(t)
+		b := storagetest.OpenMem(t)
 		w, _ := NewBlockWriter(context.Background(), b, WriterConfig{DropDuplicateSpans: tc.drop})
 		w.Add(id, roots[0])
 		w.Add(id, roots[1])
@@ -921,7 +908,7 @@ func TestRootAcrossParts(t *testing.T) {
 func TestLocateWithoutStatistics(t *testing.T) {
 	c := otlptest.LoadCorpus(t)
 	ctx := context.Background()
-	b := memBucket(t)
+	b := storagetest.OpenMem(t)
 	m, err := WriteBlock(ctx, b, WriterConfig{RowGroupBytes: 8 << 10}, c.Lines...)
 	if err != nil {
 		t.Fatal(err)
@@ -956,7 +943,7 @@ func TestLocateWithoutStatistics(t *testing.T) {
 func TestMutatedDataBoundedAllocation(t *testing.T) {
 	c := otlptest.LoadCorpus(t)
 	ctx := context.Background()
-	b := memBucket(t)
+	b := storagetest.OpenMem(t)
 	m, err := WriteBlock(ctx, b, WriterConfig{}, c.Lines...)
 	if err != nil {
 		t.Fatal(err)
@@ -1016,7 +1003,7 @@ func TestMutatedDataBoundedAllocation(t *testing.T) {
 func TestHostileSizesRejected(t *testing.T) {
 	c := otlptest.LoadCorpus(t)
 	ctx := context.Background()
-	b := memBucket(t)
+	b := storagetest.OpenMem(t)
 	m, err := WriteBlock(ctx, b, WriterConfig{}, c.Lines...)
 	if err != nil {
 		t.Fatal(err)

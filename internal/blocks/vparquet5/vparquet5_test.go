@@ -15,6 +15,7 @@ import (
 	"github.com/tracectl/tracectl/internal/blocks/block"
 	"github.com/tracectl/tracectl/internal/otlptest"
 	"github.com/tracectl/tracectl/internal/storage"
+	"github.com/tracectl/tracectl/internal/storage/storagetest"
 	"github.com/tracectl/tracectl/internal/testfix"
 )
 
@@ -23,12 +24,7 @@ import (
 func fixtureBlocks(t *testing.T, dir string) (*storage.Bucket, []block.Meta) {
 	t.Helper()
 	root := testfix.Path(t, "tempo", dir)
-	ctx := context.Background()
-	b, err := storage.Open(ctx, "file://"+root)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { b.Close() })
+	b := storagetest.OpenDir(t, root)
 	files, err := filepath.Glob(filepath.Join(root, "single-tenant", "*", block.MetaName))
 	if err != nil || len(files) == 0 {
 		t.Fatalf("no blocks under %s: %v", root, err)
