@@ -240,7 +240,14 @@ func bench(n, days, runs, parallel, batch int) error {
 	}
 	rate := func(r result) float64 { return float64(r.spans) / r.seconds }
 	rr, mr := med(reads, rate), med(migs, rate)
-	fmt.Printf("median: read+decode %.0f spans/s, migrate %.0f spans/s (%.2f× the read rate), %.0f spans per migrator CPU-second, peak RSS %.0f MB\n",
-		rr, mr, mr/rr, med(migs, func(r result) float64 { return float64(r.spans) / r.cpu }), med(migs, func(r result) float64 { return r.rssMB }))
+	// The CPU ratio is what the rate ratio tends to when both runs are
+	// bound by the same cores: CPU-seconds (client + server) per span of
+	// reading over those of migrating. It depends far less on the other
+	// load of a shared machine than the wall-clock rates do.
+	cpuPerSpan := func(r result) float64 { return (r.cpu + r.server) / float64(max(r.spans, 1)) }
+	fmt.Printf("median: read+decode %.0f spans/s (%.0f spans per reader CPU-second), migrate %.0f spans/s (%.2f× the read rate), %.0f spans per migrator CPU-second, CPU ratio (client+server) %.2f, peak RSS %.0f MB\n",
+		rr, med(reads, func(r result) float64 { return float64(r.spans) / r.cpu }), mr, mr/rr,
+		med(migs, func(r result) float64 { return float64(r.spans) / r.cpu }),
+		med(reads, cpuPerSpan)/med(migs, cpuPerSpan), med(migs, func(r result) float64 { return r.rssMB }))
 	return nil
 }
