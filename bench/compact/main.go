@@ -26,9 +26,7 @@ import (
 	"syscall"
 	"time"
 
-	"go.opentelemetry.io/collector/pdata/pcommon"
-	"go.opentelemetry.io/collector/pdata/ptrace"
-
+	"github.com/tracectl/tracectl/bench/internal/benchkit"
 	"github.com/tracectl/tracectl/internal/blocks"
 	"github.com/tracectl/tracectl/internal/blocks/block"
 	"github.com/tracectl/tracectl/internal/blocks/compact"
@@ -130,12 +128,12 @@ func merge(ctx context.Context, dir string) (result, error) {
 		}
 	}
 	runtime.GC()
-	cpu0, t0 := cpuTime(), time.Now()
+	cpu0, t0 := benchkit.CPUTime(), time.Now()
 	m, st, err := compact.Merge(ctx, b, metas, compact.MergeOptions{})
 	if err != nil {
 		return result{}, err
 	}
-	cpu, wall := cpuTime()-cpu0, time.Since(t0)
+	cpu, wall := benchkit.CPUTime()-cpu0, time.Since(t0)
 	var ru syscall.Rusage
 	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
 	// Remove the output so the next run merges the same inputs.
@@ -172,9 +170,7 @@ func write(ctx context.Context, dir string, spans, nblocks, perTrace int, split 
 	}
 	perBlock := make([][]piece, nblocks)
 	for range ntraces {
-		var id block.TraceID
-		binary.BigEndian.PutUint64(id[:8], rng.Uint64())
-		binary.BigEndian.PutUint64(id[8:], rng.Uint64())
+		id := benchkit.TraceID(rng)
 		a := rng.IntN(nblocks)
 		if rng.Float64() < split && nblocks > 1 {
 			c := (a + 1 + rng.IntN(nblocks-1)) % nblocks
@@ -198,7 +194,7 @@ func write(ctx context.Context, dir string, spans, nblocks, perTrace int, split 
 			tr := rand.New(rand.NewPCG(binary.BigEndian.Uint64(p.id[:8]), 1))
 			// Both parts share the trace's start time, as real split traces do.
 			start := base.Add(time.Duration(binary.BigEndian.Uint32(p.id[8:12])%3_600_000) * time.Millisecond)
-			td := synthTrace(tr, p.id, perTrace, start, p.first, p.last, p.dup)
+			td := benchkit.TracePart(tr, p.id, perTrace, start, p.first, p.last, p.dup)
 			if err := w.Add(p.id, td); err != nil {
 				return err
 			}
@@ -210,78 +206,6 @@ func write(ctx context.Context, dir string, spans, nblocks, perTrace int, split 
 		fmt.Printf("  block %d/%d: %s, %d traces, %.1f MiB\n", bi+1, nblocks, m.BlockID, m.TotalObjects, float64(m.Size)/(1<<20))
 	}
 	return nil
-}
-
-var (
-	services = []string{"frontend", "checkout", "cart", "inventory", "payment", "shipping", "auth", "recommendation"}
-	ops      = []string{"GET /api/cart", "POST /api/checkout", "SELECT orders", "redis GET", "publish order", "render template", "validate request", "compute totals"}
-	routes   = []string{"/api/cart", "/api/checkout", "/api/items/{id}", "/health"}
-)
-
-// synthTrace makes spans [first, last) of an n-span trace: a root server
-// span and a tree of children across a few services with HTTP attributes.
-// dup adds the span before first again (a repeat of the other part's).
-func synthTrace(rng *rand.Rand, id block.TraceID, n int, start time.Time, first, last int, dup bool) ptrace.Traces {
-	td := ptrace.NewTraces()
-	svcs := 1 + rng.IntN(3)
-	scopes := make([]ptrace.ScopeSpans, svcs)
-	f := rng.IntN(len(services))
-	for i := range svcs {
-		rs := td.ResourceSpans().AppendEmpty()
-		a := rs.Resource().Attributes()
-		a.PutStr("service.name", services[(f+i)%len(services)])
-		a.PutStr("service.version", "1.4.2")
-		a.PutStr("k8s.namespace.name", "shop")
-		a.PutStr("k8s.pod.name", fmt.Sprintf("%s-%d", services[(f+i)%len(services)], i))
-		ss := rs.ScopeSpans().AppendEmpty()
-		ss.Scope().SetName("io.opentelemetry.http")
-		ss.Scope().SetVersion("1.30.0")
-		scopes[i] = ss
-	}
-	var ids []pcommon.SpanID
-	t := start
-	for i := range n {
-		var sid pcommon.SpanID
-		binary.BigEndian.PutUint64(sid[:], rng.Uint64())
-		parent := pcommon.SpanID{}
-		if i > 0 {
-			parent = ids[rng.IntN(len(ids))]
-		}
-		ids = append(ids, sid)
-		name, d, route, errSpan := ops[rng.IntN(len(ops))], time.Duration(50+rng.IntN(5000))*time.Microsecond, routes[rng.IntN(len(routes))], rng.IntN(20) == 0
-		spanStart := t
-		t = t.Add(time.Duration(rng.IntN(200)) * time.Microsecond)
-		if i < first-1 || i >= last || (i == first-1 && !dup) {
-			continue
-		}
-		sp := scopes[i%svcs].Spans().AppendEmpty()
-		sp.SetTraceID(pcommon.TraceID(id))
-		sp.SetSpanID(sid)
-		sp.SetParentSpanID(parent)
-		if i > 0 {
-			sp.SetKind(ptrace.SpanKindInternal)
-		} else {
-			sp.SetKind(ptrace.SpanKindServer)
-		}
-		sp.SetName(name)
-		sp.SetStartTimestamp(pcommon.NewTimestampFromTime(spanStart))
-		sp.SetEndTimestamp(pcommon.NewTimestampFromTime(spanStart.Add(d)))
-		a := sp.Attributes()
-		a.PutStr("http.request.method", "GET")
-		a.PutStr("http.route", route)
-		a.PutInt("http.response.status_code", 200)
-		if errSpan {
-			sp.Status().SetCode(ptrace.StatusCodeError)
-			sp.Status().SetMessage("upstream timeout")
-		}
-	}
-	return td
-}
-
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 func check(err error) {

@@ -16,9 +16,9 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"syscall"
 	"time"
 
+	"github.com/tracectl/tracectl/bench/internal/benchkit"
 	"github.com/tracectl/tracectl/internal/blocks"
 	"github.com/tracectl/tracectl/internal/blocks/block"
 	"github.com/tracectl/tracectl/internal/search"
@@ -73,20 +73,20 @@ func main() {
 		var lat, cpu []time.Duration
 		var resp *search.Response
 		for i := 0; i <= *runs; i++ {
-			c0, t0 := cpuTime(), time.Now()
+			c0, t0 := benchkit.CPUTime(), time.Now()
 			resp, err = e.Search(ctx, "single-tenant", metas, nil, req)
 			check(err)
 			if i == 0 {
 				continue // warm-up: footers parsed and cached
 			}
 			lat = append(lat, time.Since(t0))
-			cpu = append(cpu, cpuTime()-c0)
+			cpu = append(cpu, benchkit.CPUTime()-c0)
 		}
 		slices.Sort(lat)
 		slices.Sort(cpu)
 		spans := float64(resp.Metrics.InspectedSpans)
 		fmt.Printf("%-40s traces %4d  p50 %8.1f ms  p99 %8.1f ms  cpu p50 %8.1f ms  spans %9.0f  spans/cpu-s %6.2f M  bytes read %5.2f%%\n",
-			q.name, len(resp.Traces), ms(lat[len(lat)/2]), ms(lat[len(lat)-1]), ms(cpu[len(cpu)/2]), spans,
+			q.name, len(resp.Traces), benchkit.Ms(lat[len(lat)/2]), benchkit.Ms(lat[len(lat)-1]), benchkit.Ms(cpu[len(cpu)/2]), spans,
 			spans/cpu[len(cpu)/2].Seconds()/1e6, 100*float64(resp.Metrics.InspectedBytes)/float64(total))
 	}
 	if *metrics {
@@ -106,19 +106,19 @@ func main() {
 			var lat, cpu []time.Duration
 			var resp *search.QueryRangeResponse
 			for i := 0; i <= *runs; i++ {
-				c0, t0 := cpuTime(), time.Now()
+				c0, t0 := benchkit.CPUTime(), time.Now()
 				resp, err = e.MetricsQueryRange(ctx, "single-tenant", metas, nil, req)
 				check(err)
 				if i > 0 {
 					lat = append(lat, time.Since(t0))
-					cpu = append(cpu, cpuTime()-c0)
+					cpu = append(cpu, benchkit.CPUTime()-c0)
 				}
 			}
 			slices.Sort(lat)
 			slices.Sort(cpu)
 			spans := float64(resp.Metrics.InspectedSpans)
 			fmt.Printf("metrics %-32s series %4d  p50 %8.1f ms  p99 %8.1f ms  cpu p50 %8.1f ms  spans %9.0f  spans/cpu-s %6.2f M\n",
-				q, len(resp.Series), ms(lat[len(lat)/2]), ms(lat[len(lat)-1]), ms(cpu[len(cpu)/2]), spans, spans/cpu[len(cpu)/2].Seconds()/1e6)
+				q, len(resp.Series), benchkit.Ms(lat[len(lat)/2]), benchkit.Ms(lat[len(lat)-1]), benchkit.Ms(cpu[len(cpu)/2]), spans, spans/cpu[len(cpu)/2].Seconds()/1e6)
 		}
 	}
 	for _, tag := range []string{"resource.service.name", "name", "status", "kind"} {
@@ -141,16 +141,8 @@ func main() {
 			n = len(resp.Values)
 		}
 		slices.Sort(lat)
-		fmt.Printf("tag values %-29s values %4d  p50 %8.1f ms  p99 %8.1f ms  (cold, first query of a new engine: %.1f ms)\n", tag, n, ms(lat[len(lat)/2]), ms(lat[len(lat)*99/100]), ms(cold))
+		fmt.Printf("tag values %-29s values %4d  p50 %8.1f ms  p99 %8.1f ms  (cold, first query of a new engine: %.1f ms)\n", tag, n, benchkit.Ms(lat[len(lat)/2]), benchkit.Ms(lat[len(lat)*99/100]), benchkit.Ms(cold))
 	}
-}
-
-func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
-
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 func check(err error) {

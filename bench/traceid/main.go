@@ -11,7 +11,6 @@ package main
 
 import (
 	"context"
-	"encoding/binary"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -20,12 +19,9 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
-	"syscall"
 	"time"
 
-	"go.opentelemetry.io/collector/pdata/pcommon"
-	"go.opentelemetry.io/collector/pdata/ptrace"
-
+	"github.com/tracectl/tracectl/bench/internal/benchkit"
 	"github.com/tracectl/tracectl/internal/blocks"
 	"github.com/tracectl/tracectl/internal/blocks/block"
 	"github.com/tracectl/tracectl/internal/blocks/vparquet4"
@@ -82,10 +78,7 @@ func main() {
 	rng := rand.New(rand.NewPCG(1, 2))
 	pick := func() (block.TraceID, bool) {
 		if rng.IntN(10) == 0 { // one lookup in ten is for an absent trace
-			var id block.TraceID
-			binary.BigEndian.PutUint64(id[:8], rng.Uint64())
-			binary.BigEndian.PutUint64(id[8:], rng.Uint64())
-			return id, false
+			return benchkit.TraceID(rng), false
 		}
 		return ids[rng.IntN(len(ids))], true
 	}
@@ -117,7 +110,7 @@ func main() {
 			sum += r
 		}
 		m := map[string]any{
-			"lookups": n, "p50ms": ms(lat[n/2]), "p99ms": ms(lat[n*99/100]), "maxms": ms(lat[n-1]),
+			"lookups": n, "p50ms": benchkit.Ms(lat[n/2]), "p99ms": benchkit.Ms(lat[n*99/100]), "maxms": benchkit.Ms(lat[n-1]),
 			"readsMean": float64(sum) / float64(n), "readsP50": reads[n/2], "readsMax": reads[n-1],
 		}
 		fmt.Printf("%-22s p50 %7.2f ms  p99 %7.2f ms  max %7.2f ms  object reads/lookup: mean %.1f, p50 %d, max %d\n",
@@ -138,8 +131,6 @@ func main() {
 	}
 }
 
-func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
-
 type writeStats struct {
 	spans, bytes int64
 	wall, cpu    time.Duration
@@ -151,21 +142,20 @@ func write(ctx context.Context, b *storage.Bucket, spans, nblocks, perTrace, row
 	tracesPerBlock := spans / perTrace / nblocks
 	var st writeStats
 	var sample []block.TraceID
-	cpu0 := cpuTime()
+	cpu0 := benchkit.CPUTime()
 	t0 := time.Now()
 	base := time.Date(2026, 11, 20, 0, 0, 0, 0, time.UTC)
 	for bi := range nblocks {
 		ids := make([]block.TraceID, tracesPerBlock)
 		for i := range ids {
-			binary.BigEndian.PutUint64(ids[i][:8], rng.Uint64())
-			binary.BigEndian.PutUint64(ids[i][8:], rng.Uint64())
+			ids[i] = benchkit.TraceID(rng)
 		}
 		slices.SortFunc(ids, func(a, b block.TraceID) int { return a.Compare(b) })
 		w, err := vparquet4.NewBlockWriter(ctx, b, vparquet4.WriterConfig{ExpectedTraces: len(ids), RowGroupBytes: rowGroupBytes})
 		check(err)
 		blockStart := base.Add(time.Duration(bi) * time.Hour)
 		for i, id := range ids {
-			check(w.Add(id, synthTrace(rng, id, perTrace, blockStart.Add(time.Duration(i)*time.Millisecond))))
+			check(w.Add(id, benchkit.Trace(rng, id, perTrace, blockStart.Add(time.Duration(i)*time.Millisecond))))
 			if i%(tracesPerBlock/50+1) == 0 {
 				sample = append(sample, id)
 			}
@@ -177,71 +167,8 @@ func write(ctx context.Context, b *storage.Bucket, spans, nblocks, perTrace, row
 		fmt.Printf("  block %d/%d: %s, %d traces, %.1f MiB\n", bi+1, nblocks, meta.BlockID, meta.TotalObjects, float64(meta.Size)/(1<<20))
 	}
 	st.wall = time.Since(t0)
-	st.cpu = cpuTime() - cpu0
+	st.cpu = benchkit.CPUTime() - cpu0
 	return sample, st
-}
-
-var (
-	services = []string{"frontend", "checkout", "cart", "inventory", "payment", "shipping", "auth", "recommendation"}
-	ops      = []string{"GET /api/cart", "POST /api/checkout", "SELECT orders", "redis GET", "publish order", "render template", "validate request", "compute totals"}
-	routes   = []string{"/api/cart", "/api/checkout", "/api/items/{id}", "/health"}
-)
-
-// synthTrace makes a realistic trace: a root server span and a tree of
-// children across a few services with HTTP/DB attributes.
-func synthTrace(rng *rand.Rand, id block.TraceID, n int, start time.Time) ptrace.Traces {
-	td := ptrace.NewTraces()
-	svcs := 1 + rng.IntN(3)
-	scopes := make([]ptrace.ScopeSpans, svcs)
-	first := rng.IntN(len(services))
-	for i := range svcs {
-		rs := td.ResourceSpans().AppendEmpty()
-		a := rs.Resource().Attributes()
-		a.PutStr("service.name", services[(first+i)%len(services)])
-		a.PutStr("service.version", "1.4.2")
-		a.PutStr("k8s.namespace.name", "shop")
-		a.PutStr("k8s.pod.name", fmt.Sprintf("%s-%d", services[(first+i)%len(services)], rng.IntN(5)))
-		ss := rs.ScopeSpans().AppendEmpty()
-		ss.Scope().SetName("io.opentelemetry.http")
-		ss.Scope().SetVersion("1.30.0")
-		scopes[i] = ss
-	}
-	var ids []pcommon.SpanID
-	t := start
-	for i := range n {
-		sp := scopes[i%svcs].Spans().AppendEmpty()
-		sp.SetTraceID(pcommon.TraceID(id))
-		var sid pcommon.SpanID
-		binary.BigEndian.PutUint64(sid[:], rng.Uint64())
-		sp.SetSpanID(sid)
-		if i > 0 {
-			sp.SetParentSpanID(ids[rng.IntN(len(ids))])
-			sp.SetKind(ptrace.SpanKindInternal)
-		} else {
-			sp.SetKind(ptrace.SpanKindServer)
-		}
-		ids = append(ids, sid)
-		sp.SetName(ops[rng.IntN(len(ops))])
-		d := time.Duration(50+rng.IntN(5000)) * time.Microsecond
-		sp.SetStartTimestamp(pcommon.NewTimestampFromTime(t))
-		sp.SetEndTimestamp(pcommon.NewTimestampFromTime(t.Add(d)))
-		t = t.Add(time.Duration(rng.IntN(200)) * time.Microsecond)
-		a := sp.Attributes()
-		a.PutStr("http.request.method", "GET")
-		a.PutStr("http.route", routes[rng.IntN(len(routes))])
-		a.PutInt("http.response.status_code", 200)
-		if rng.IntN(20) == 0 {
-			sp.Status().SetCode(ptrace.StatusCodeError)
-			sp.Status().SetMessage("upstream timeout")
-		}
-	}
-	return td
-}
-
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 func readIDs(path string) []block.TraceID {

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net/url"
 	"sort"
 	"strconv"
 	"strings"
@@ -164,32 +163,7 @@ func searchServer(ctx context.Context, g *globalOptions, o *searchOptions, req t
 // returns Tempo's JSON answer.
 func searchBucket(ctx context.Context, g *globalOptions, req tempoclient.SearchRequest) ([]byte, string, error) {
 	// The engine parses the request exactly as the server's /api/search.
-	v := url.Values{}
-	if req.Query != "" {
-		v.Set("q", req.Query)
-	}
-	if req.Tags != "" {
-		v.Set("tags", req.Tags)
-	}
-	if req.MinDuration > 0 {
-		v.Set("minDuration", req.MinDuration.String())
-	}
-	if req.MaxDuration > 0 {
-		v.Set("maxDuration", req.MaxDuration.String())
-	}
-	if req.Limit > 0 {
-		v.Set("limit", strconv.Itoa(req.Limit))
-	}
-	if req.SpansPerSpanSet > 0 {
-		v.Set("spss", strconv.Itoa(req.SpansPerSpanSet))
-	}
-	if !req.Start.IsZero() {
-		v.Set("start", strconv.FormatInt(req.Start.Unix(), 10))
-	}
-	if !req.End.IsZero() {
-		v.Set("end", strconv.FormatInt(req.End.Unix(), 10))
-	}
-	sreq, err := search.ParseRequest(v)
+	sreq, err := search.ParseRequest(req.Values())
 	if err != nil {
 		return nil, "", &exitErr{code: exitUsage, err: err}
 	}

@@ -25,7 +25,9 @@ type SearchRequest struct {
 	Start, End               time.Time
 }
 
-func (r SearchRequest) values() url.Values {
+// Values is the request as /api/search query parameters, zero fields left
+// out; tracectl's own search engine reads the same parameters.
+func (r SearchRequest) Values() url.Values {
 	q := url.Values{}
 	set := func(k, v string) {
 		if v != "" {
@@ -109,7 +111,7 @@ type SearchMetrics struct {
 // server's message.
 func (c *Client) Search(ctx context.Context, req SearchRequest) (*SearchResult, error) {
 	what := "searching"
-	a, err := c.get(ctx, "/api/search", req.values(), "application/json")
+	a, err := c.get(ctx, "/api/search", req.Values(), "application/json")
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", what, err)
 	}
