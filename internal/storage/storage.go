@@ -157,7 +157,7 @@ func Open(ctx context.Context, rawURL string) (*Bucket, error) {
 	if err != nil {
 		return nil, err
 	}
-	display := Redact(u.String())
+	display := Redact(displayURL(u))
 	invalid := func(format string, args ...any) error {
 		return &Error{Op: "open", Key: display, Kind: KindInvalid, Err: fmt.Errorf(format, args...)}
 	}
@@ -316,6 +316,22 @@ func normalizeURL(raw string) (*url.URL, error) {
 		u.RawQuery = q.Encode()
 	}
 	return u, nil
+}
+
+// displayURL is u for messages: a file:// URL without the options Open
+// adds for gocloud's fileblob (metadata, no_tmp_dir, create_dir), which
+// the user did not write and cannot act on.
+func displayURL(u *url.URL) string {
+	if u.Scheme != "file" {
+		return u.String()
+	}
+	d := *u
+	q := d.Query()
+	for _, k := range []string{"metadata", "no_tmp_dir", "create_dir"} {
+		q.Del(k)
+	}
+	d.RawQuery = q.Encode()
+	return d.String()
 }
 
 // Redact removes passwords and secret-looking query parameters from a URL so
