@@ -313,6 +313,13 @@ func readKVs(it *jsoniter.Iterator, what string, into []model.KeyValue) ([]model
 	if it.WhatIsNext() != jsoniter.ArrayValue {
 		return nil, fmt.Errorf("%s: want an array", what)
 	}
+	// The values are gathered on the stack and appended to into at once:
+	// growing into one tag at a time allocated about twice the size of
+	// the tags (model.KeyValue is 100-odd bytes), the largest share of
+	// the decoder's allocations, and left that spare capacity on every
+	// span buffered for a block.
+	var local [16]model.KeyValue
+	kvs := local[:0]
 	var err error
 	for it.ReadArray() {
 		if err != nil {
@@ -322,10 +329,16 @@ func readKVs(it *jsoniter.Iterator, what string, into []model.KeyValue) ([]model
 		var kv model.KeyValue
 		kv, err = readKV(it, what)
 		if err == nil {
-			into = append(into, kv)
+			kvs = append(kvs, kv)
 		}
 	}
-	return into, err
+	if len(kvs) == 0 {
+		return into, err
+	}
+	if into == nil {
+		into = make([]model.KeyValue, 0, len(kvs))
+	}
+	return append(into, kvs...), err
 }
 
 // readKV reads {key, type, value}; value is a string in every Jaeger
