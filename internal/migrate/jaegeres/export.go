@@ -72,7 +72,8 @@ type exporter struct {
 	pits    []*atomic.Value // newest PIT id per group
 	streams []*stream
 	sem     chan struct{}
-	pending *hit // first hit of the next group
+	pending *hit  // first hit of the next group
+	group   []hit // nextGroup's answer, reused
 
 	searches atomic.Int64
 }
@@ -373,33 +374,39 @@ func (e *exporter) next() (*hit, error) {
 	if best == nil {
 		return nil, io.EOF
 	}
-	cp := best.cur[best.pos]
-	best.cur[best.pos] = hit{} // let the page be collected as it is consumed
+	h := &best.cur[best.pos]
 	best.pos++
-	return &cp, nil
+	return h, nil
 }
 
 // nextGroup returns every document of the next stored traceID, in one
-// slice (documents that failed to decode come alone).
+// slice (documents that failed to decode come alone). The slice is valid
+// until the next call.
 func (e *exporter) nextGroup() ([]hit, error) {
-	var group []hit
+	clear(e.group) // let the pages be collected as they are consumed
+	group := e.group[:0]
 	if e.pending != nil {
 		group = append(group, *e.pending)
+		*e.pending = hit{}
 		e.pending = nil
 	}
 	for {
 		h, err := e.next()
 		if err == io.EOF && len(group) > 0 {
+			e.group = group
 			return group, nil
 		}
 		if err != nil {
+			e.group = group
 			return nil, err
 		}
 		if len(group) > 0 && h.key != group[0].key {
 			e.pending = h
+			e.group = group
 			return group, nil
 		}
 		group = append(group, *h)
+		*h = hit{}
 	}
 }
 

@@ -356,9 +356,15 @@ func (m *migration) progress(cur *stats, final bool) *Progress {
 type traceBuf struct {
 	id    model.TraceID
 	spans []*model.Span
+	// seen holds the keys of spans once the trace is large (seenAfter
+	// spans); a smaller one is searched for duplicates span by span,
+	// which spares a map per trace.
 	seen  map[spanKey]bool
 	forms []string // stored traceID forms seen
 }
+
+// seenAfter is how many spans a trace holds before its keys go in a map.
+const seenAfter = 32
 
 type spanKey struct {
 	span      model.SpanID
@@ -378,14 +384,38 @@ func keyOf(sp *model.Span) spanKey {
 
 func (t *traceBuf) add(h *hit, st *stats) {
 	is := st.index(h.index)
-	k := keyOf(h.span)
-	if t.seen[k] {
+	if t.dup(h.span) {
 		is.Duplicates++
 		return
 	}
-	t.seen[k] = true
 	t.spans = append(t.spans, h.span)
 	is.Written++
+}
+
+// dup says whether a span with sp's key was added before; if not, sp's
+// key counts as seen from now on (with the map; else through t.spans,
+// which the caller appends sp to).
+func (t *traceBuf) dup(sp *model.Span) bool {
+	k := keyOf(sp)
+	if t.seen == nil && len(t.spans) < seenAfter {
+		for _, o := range t.spans {
+			if o.SpanID == sp.SpanID && keyOf(o) == k {
+				return true
+			}
+		}
+		return false
+	}
+	if t.seen == nil {
+		t.seen = make(map[spanKey]bool, 2*len(t.spans))
+		for _, o := range t.spans {
+			t.seen[keyOf(o)] = true
+		}
+	}
+	if t.seen[k] {
+		return true
+	}
+	t.seen[k] = true
+	return false
 }
 
 // blockBuf is the traces of the next block and the accounting they bring.
@@ -544,7 +574,7 @@ func (m *migration) export(ctx context.Context) error {
 			}
 			t := buf.traces[h.span.TraceID]
 			if t == nil {
-				t = &traceBuf{id: h.span.TraceID, seen: map[spanKey]bool{}}
+				t = &traceBuf{id: h.span.TraceID}
 				buf.traces[h.span.TraceID] = t
 			}
 			if !slices.Contains(t.forms, key) {
