@@ -43,6 +43,7 @@ func main() {
 	skipRead = flag.Bool("skip-read", false, "run only the migration (for the RSS figure of a large run)")
 	maxBlock = flag.Int64("max-block-bytes", 0, "--max-block-bytes (0: the default)")
 	cpuprofile = flag.String("cpuprofile", "", "write the clients' CPU profiles to this prefix (.read, .migrate)")
+	memprofile = flag.String("memprofile", "", "write the clients' allocation profiles to this prefix (.read, .migrate)")
 	flag.Parse()
 	var err error
 	switch *mode {
@@ -61,6 +62,7 @@ func main() {
 
 var (
 	cpuprofile *string
+	memprofile *string
 	maxBlock   *int64
 	skipRead   *bool
 )
@@ -129,6 +131,14 @@ func client(mode, url string, parallel, batch int) error {
 		}
 		defer pprof.StopCPUProfile()
 	}
+	if *memprofile != "" {
+		defer func() {
+			if f, err := os.Create(*memprofile + "." + mode); err == nil {
+				pprof.Lookup("allocs").WriteTo(f, 0)
+				f.Close()
+			}
+		}()
+	}
 	c, err := jaegeres.NewClient(ctx, jaegeres.ClientOptions{URLs: []string{url}})
 	if err != nil {
 		return err
@@ -183,7 +193,7 @@ func procCPU(pid int) float64 {
 
 func runClient(mode, url string, parallel, batch, serverPID int) (result, error) {
 	s0 := procCPU(serverPID)
-	cmd := exec.Command(os.Args[0], "-mode", mode, "-url", url, "-parallel", strconv.Itoa(parallel), "-batch", strconv.Itoa(batch), "-cpuprofile", *cpuprofile, "-max-block-bytes", strconv.FormatInt(*maxBlock, 10))
+	cmd := exec.Command(os.Args[0], "-mode", mode, "-url", url, "-parallel", strconv.Itoa(parallel), "-batch", strconv.Itoa(batch), "-cpuprofile", *cpuprofile, "-memprofile", *memprofile, "-max-block-bytes", strconv.FormatInt(*maxBlock, 10))
 	cmd.Stderr = os.Stderr
 	out, err := cmd.Output()
 	if err != nil {
