@@ -21,6 +21,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"runtime/pprof"
 	"slices"
 	"strings"
 	"syscall"
@@ -54,13 +55,14 @@ func main() {
 		dir           = flag.String("dir", filepath.Join(os.TempDir(), "tracectl-bench-compact"), "bucket directory (reused when it holds the same shape)")
 		out           = flag.String("json", "", "write results as JSON to this file")
 		mergeOnly     = flag.Bool("merge", false, "internal: merge the bucket's blocks once and print the result as JSON")
+		cpuProfile    = flag.String("cpuprofile", "", "write a CPU profile of the (last) merge to this file")
 	)
 	flag.Parse()
 	ctx := context.Background()
 	shape := fmt.Sprintf("v2-%d-%d-%d-%g", *spans, *nblocks, *spansPerTrace, *split)
 	bucketDir := filepath.Join(*dir, shape)
 	if *mergeOnly {
-		r, err := merge(ctx, bucketDir)
+		r, err := merge(ctx, bucketDir, *cpuProfile)
 		check(err)
 		check(json.NewEncoder(os.Stdout).Encode(r))
 		return
@@ -111,7 +113,7 @@ func main() {
 
 // merge merges every live block of the bucket into one, in a copy-free
 // way: the output is written next to the inputs and removed afterwards.
-func merge(ctx context.Context, dir string) (result, error) {
+func merge(ctx context.Context, dir, cpuProfile string) (result, error) {
 	b, err := storage.Open(ctx, "file://"+dir)
 	if err != nil {
 		return result{}, err
@@ -128,8 +130,21 @@ func merge(ctx context.Context, dir string) (result, error) {
 		}
 	}
 	runtime.GC()
+	if cpuProfile != "" {
+		f, err := os.Create(cpuProfile)
+		if err != nil {
+			return result{}, err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return result{}, err
+		}
+	}
 	cpu0, t0 := benchkit.CPUTime(), time.Now()
 	m, st, err := compact.Merge(ctx, b, metas, compact.MergeOptions{})
+	if cpuProfile != "" {
+		pprof.StopCPUProfile()
+	}
 	if err != nil {
 		return result{}, err
 	}
