@@ -3,9 +3,12 @@ package compact
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
+	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -13,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/parquet-go/parquet-go"
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/ptrace"
@@ -577,6 +581,123 @@ func TestMergeManySplitTraces(t *testing.T) {
 		}
 		if d := otlptest.Diff(w, r.Trace); len(d) > 0 {
 			t.Fatalf("%s: %v", id, d)
+		}
+	}
+}
+
+// TestMergeRepeatedIDInOneInput merges a block that holds some traces as
+// two rows of one ID (not written by Tempo or tracectl, but readable),
+// alone and with another block holding one of those rows again: every
+// trace comes out whole, once, without repeated spans.
+func TestMergeRepeatedIDInOneInput(t *testing.T) {
+	ctx := context.Background()
+	c := otlptest.LoadCorpus(t)
+	b := storagetest.OpenMem(t)
+	want := map[block.TraceID]ptrace.Traces{}
+	parts := [3]ptrace.Traces{ptrace.NewTraces(), ptrace.NewTraces(), ptrace.NewTraces()} // full, half A, half B
+	n := 0
+	for copyNo := range 3 {
+		for hex, td := range c.ByID {
+			var id block.TraceID
+			copy(id[:], fmt.Sprintf("%02d%s", copyNo, hex[:14]))
+			full := ptrace.NewTraces()
+			i := 0
+			for _, rs := range td.ResourceSpans().All() {
+				for _, ss := range rs.ScopeSpans().All() {
+					for _, sp := range ss.Spans().All() {
+						for _, dst := range []ptrace.Traces{full, parts[0], parts[1+i%2]} {
+							drs := dst.ResourceSpans().AppendEmpty()
+							rs.Resource().CopyTo(drs.Resource())
+							dss := drs.ScopeSpans().AppendEmpty()
+							ss.Scope().CopyTo(dss.Scope())
+							nsp := dss.Spans().AppendEmpty()
+							sp.CopyTo(nsp)
+							nsp.SetTraceID(pcommon.TraceID(id))
+						}
+						i++
+					}
+				}
+			}
+			want[id] = full
+			n++
+		}
+	}
+	var metas [3]*block.Meta
+	rowsByID := map[block.TraceID][][]parquet.Row{}
+	for p, td := range parts {
+		m, err := vparquet4.WriteBlock(ctx, b, vparquet4.WriterConfig{}, td)
+		if err != nil {
+			t.Fatal(err)
+		}
+		metas[p] = m
+		r, err := vparquet4.OpenBlock(ctx, b, m).NewRowReader(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for {
+			row, err := r.Next()
+			if errors.Is(err, io.EOF) {
+				break
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			id := vparquet4.RowID(row)
+			if rowsByID[id] == nil {
+				rowsByID[id] = make([][]parquet.Row, 3)
+			}
+			rowsByID[id][p] = append(rowsByID[id][p], row.Clone())
+		}
+		r.Close()
+	}
+	// The odd block: every third trace as its two halves (two rows), the
+	// others whole.
+	ids := slices.SortedFunc(maps.Keys(rowsByID), block.TraceID.Compare)
+	var rows []parquet.Row
+	for i, id := range ids {
+		if i%3 == 0 {
+			rows = append(rows, rowsByID[id][1]...)
+			rows = append(rows, rowsByID[id][2]...)
+		} else {
+			rows = append(rows, rowsByID[id][0]...)
+		}
+	}
+	var buf bytes.Buffer
+	pw := parquet.NewGenericWriter[vparquet4.Trace](&buf, vparquet4.Schema())
+	if _, err := pw.WriteRows(rows); err != nil {
+		t.Fatal(err)
+	}
+	if err := pw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	odd := *metas[0]
+	odd.BlockID = uuid.New()
+	odd.Size = uint64(buf.Len())
+	odd.FooterSize = binary.LittleEndian.Uint32(buf.Bytes()[buf.Len()-8:])
+	odd.TotalObjects = int64(len(rows))
+	if err := b.Write(ctx, block.DataKey(odd.TenantID, odd.BlockID), buf.Bytes()); err != nil {
+		t.Fatal(err)
+	}
+	for _, inputs := range [][]*block.Meta{{&odd}, {&odd, metas[2]}} {
+		m, st, err := Merge(ctx, b, inputs, MergeOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.OutputTraces != int64(n) || m.TotalObjects != int64(n) {
+			t.Errorf("%d inputs: stats %+v, meta %d traces, want %d", len(inputs), st, m.TotalObjects, n)
+		}
+		blk := vparquet4.OpenBlock(ctx, b, m)
+		for id, w := range want {
+			td, found, err := blk.FindTraceByID(ctx, id)
+			if err != nil || !found {
+				t.Fatalf("%d inputs: %s: found %v, %v", len(inputs), id, found, err)
+			}
+			if d := otlptest.Diff(w, td); len(d) > 0 {
+				t.Fatalf("%d inputs: %s: %v", len(inputs), id, d)
+			}
+			if got, want := td.SpanCount(), distinctSpans(w); got != want {
+				t.Fatalf("%d inputs: %s: %d spans, want %d", len(inputs), id, got, want)
+			}
 		}
 	}
 }

@@ -133,11 +133,23 @@ func Merge(ctx context.Context, b *storage.Bucket, inputs []*block.Meta, opts Me
 	var parts []parquet.Row
 	var partVals []parquet.Value
 	for {
-		// The smallest current ID (k is small: a linear scan).
+		if out.full() {
+			if err := out.flush(); err != nil {
+				w.Abort()
+				return nil, st, fmt.Errorf("merging: %w", err)
+			}
+		}
+		// The smallest current ID (k is small: a linear scan), and how many
+		// inputs hold it.
 		var lowest *input
+		holders := 0
 		for _, in := range ins {
-			if !in.done && (lowest == nil || in.id.Compare(lowest.id) < 0) {
-				lowest = in
+			switch {
+			case in.done:
+			case lowest == nil || in.id.Compare(lowest.id) < 0:
+				lowest, holders = in, 1
+			case in.id == lowest.id:
+				holders++
 			}
 		}
 		if lowest == nil {
@@ -145,9 +157,36 @@ func Merge(ctx context.Context, b *storage.Bucket, inputs []*block.Meta, opts Me
 		}
 		id := lowest.id
 		parts, partVals = parts[:0], partVals[:0]
+		if holders == 1 {
+			// The common case: one input holds the trace. Its row goes to
+			// the batch as it is (copied there before the input moves on).
+			n := int64(vparquet4.RowSpans(lowest.row))
+			st.InputTraces++
+			st.InputSpans += n
+			out.add(lowest.row)
+			if err := lowest.next(); err != nil {
+				w.Abort()
+				return nil, st, fmt.Errorf("merging: %w", err)
+			}
+			if lowest.done || lowest.id != id {
+				st.OutputTraces++
+				st.OutputSpans += n
+				if st.OutputTraces%1024 == 0 {
+					if err := ctx.Err(); err != nil {
+						w.Abort()
+						return nil, st, err
+					}
+				}
+				continue
+			}
+			// More rows of this ID in the one input (not written by Tempo
+			// or tracectl): the batched row is the first part.
+			partVals = append(partVals, out.pop()...)
+			parts = append(parts, partVals[:len(partVals):len(partVals)])
+		}
 		for _, in := range ins {
 			// A block holds one row per trace; more rows of one ID in one
-			// input (not written by Tempo or tracectl) are parts as well.
+			// input are parts as well.
 			for !in.done && in.id == id {
 				n := vparquet4.RowSpans(in.row)
 				st.InputTraces++
@@ -168,16 +207,12 @@ func Merge(ctx context.Context, b *storage.Bucket, inputs []*block.Meta, opts Me
 				w.Abort()
 				return nil, st, fmt.Errorf("merging: %w", err)
 			}
-			// The combiner reuses its buffers, byte arrays included, at the
-			// next call, before the batch is written: keep a deep copy.
-			row = row.Clone()
 		}
 		st.OutputTraces++
 		st.OutputSpans += int64(vparquet4.RowSpans(row))
-		if err := out.add(row); err != nil {
-			w.Abort()
-			return nil, st, fmt.Errorf("merging: %w", err)
-		}
+		// The batch copies the row's values (the combiner's byte arrays,
+		// which it reuses at the next call, included).
+		out.addDeep(row)
 		if st.OutputTraces%1024 == 0 {
 			if err := ctx.Err(); err != nil {
 				w.Abort()
@@ -205,8 +240,8 @@ func Merge(ctx context.Context, b *storage.Bucket, inputs []*block.Meta, opts Me
 }
 
 // rowBatch hands rows to the writer in batches: the rows' values are
-// copied (shallowly: byte arrays stay shared, which RowReader allows) so
-// that the inputs may move on.
+// copied (shallowly: byte arrays stay shared, which RowReader allows;
+// addDeep copies them too) so that the inputs may move on.
 type rowBatch struct {
 	w    *vparquet4.BlockWriter
 	vals []parquet.Value
@@ -220,13 +255,35 @@ func newRowBatch(w *vparquet4.BlockWriter) *rowBatch {
 	return &rowBatch{w: w, vals: make([]parquet.Value, 0, 64<<10)}
 }
 
-func (b *rowBatch) add(row parquet.Row) error {
+func (b *rowBatch) full() bool { return len(b.ends) >= batchRows }
+
+func (b *rowBatch) add(row parquet.Row) {
 	b.vals = append(b.vals, row...)
 	b.ends = append(b.ends, len(b.vals))
-	if len(b.ends) == batchRows {
-		return b.flush()
+}
+
+// addDeep adds a copy of row whose byte arrays are copied as well.
+func (b *rowBatch) addDeep(row parquet.Row) {
+	start := len(b.vals)
+	b.vals = append(b.vals, row...)
+	for i := start; i < len(b.vals); i++ {
+		b.vals[i] = b.vals[i].Clone()
 	}
-	return nil
+	b.ends = append(b.ends, len(b.vals))
+}
+
+// pop removes the last row added and returns its values, valid until the
+// next add.
+func (b *rowBatch) pop() parquet.Row {
+	end := b.ends[len(b.ends)-1]
+	b.ends = b.ends[:len(b.ends)-1]
+	start := 0
+	if len(b.ends) > 0 {
+		start = b.ends[len(b.ends)-1]
+	}
+	row := b.vals[start:end:end]
+	b.vals = b.vals[:start]
+	return row
 }
 
 func (b *rowBatch) flush() error {

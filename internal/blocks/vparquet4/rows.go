@@ -1,10 +1,12 @@
 package vparquet4
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 
 	"github.com/parquet-go/parquet-go"
 	"go.opentelemetry.io/collector/pdata/ptrace"
@@ -36,12 +38,17 @@ func RowID(row parquet.Row) block.TraceID {
 	return id
 }
 
-// RowSpans is the number of spans stored in a row.
+// RowSpans is the number of spans stored in a row: the defined values of
+// the SpanID column. The row's values must be in column order, as
+// RowReader returns them (and parquet-go makes them): the column is found
+// by binary search, not by a scan of the whole row.
 func RowSpans(row parquet.Row) int {
+	i, _ := slices.BinarySearchFunc(row, colSpanID, func(v parquet.Value, col int) int {
+		return cmp.Compare(v.Column(), col)
+	})
 	n := 0
-	for i := range row {
-		v := &row[i]
-		if v.Column() == colSpanID && v.DefinitionLevel() == 3 {
+	for ; i < len(row) && row[i].Column() == colSpanID; i++ {
+		if row[i].DefinitionLevel() == 3 {
 			n++
 		}
 	}
