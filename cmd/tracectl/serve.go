@@ -383,6 +383,8 @@ func startAPI(addr string, reg *prometheus.Registry, queryAPI http.Handler, log 
 			WriteTimeout: 2 * time.Minute, IdleTimeout: 2 * time.Minute, MaxHeaderBytes: 1 << 20},
 		addr: ln.Addr().String(),
 	}
+	// Grafana's streaming search is gRPC over cleartext HTTP/2 on this port.
+	query.EnableH2C(s.Server)
 	log.Info("HTTP API listening", "address", s.addr)
 	go func() {
 		if err := s.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {

@@ -22,6 +22,8 @@ import (
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/ptrace"
 	"go.opentelemetry.io/collector/pdata/ptrace/ptraceotlp"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/tracectl/tracectl/internal/blocks"
 	"github.com/tracectl/tracectl/internal/blocks/block"
@@ -363,12 +365,59 @@ func TestServeQueryAPI(t *testing.T) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+	// Grafana's streaming search: gRPC over cleartext HTTP/2 on the same
+	// port, tempopb.StreamingQuerier/Search {Query "{}", Limit 5}.
+	if msg := streamSearch(t, c.http, append([]byte{0x20, 5, 0x42, 2}, "{}"...)); !bytes.Contains(msg, []byte(id.Text())) {
+		t.Errorf("streamed search answer lacks trace %s: %q", id.Text(), msg)
+	}
 	if code, _ := get("/api/traces/deadbeef"); code != 404 {
 		t.Errorf("v1 unknown trace: %d", code)
 	}
 	_, metrics := get("/metrics")
 	if !strings.Contains(string(metrics), `tracectl_query_requests_total{route="trace_by_id_v2",status="200"}`) {
 		t.Errorf("/metrics lacks the query counters")
+	}
+}
+
+// bytesCodec passes gRPC message bytes through.
+type bytesCodec struct{}
+
+func (bytesCodec) Name() string                  { return "proto" }
+func (bytesCodec) Marshal(v any) ([]byte, error) { return *v.(*[]byte), nil }
+func (bytesCodec) Unmarshal(data []byte, v any) error {
+	*v.(*[]byte) = append([]byte(nil), data...)
+	return nil
+}
+
+// streamSearch calls tempopb.StreamingQuerier/Search at addr over h2c and
+// returns the streamed messages joined.
+func streamSearch(t *testing.T, addr string, req []byte) []byte {
+	t.Helper()
+	conn, err := grpc.NewClient("passthrough:///"+addr, grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithDefaultCallOptions(grpc.ForceCodec(bytesCodec{})))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	st, err := conn.NewStream(ctx, &grpc.StreamDesc{ServerStreams: true}, "/tempopb.StreamingQuerier/Search")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.SendMsg(&req); err != nil {
+		t.Fatal(err)
+	}
+	_ = st.CloseSend()
+	var all []byte
+	for {
+		var m []byte
+		if err := st.RecvMsg(&m); err == io.EOF {
+			return all
+		} else if err != nil {
+			t.Fatalf("streaming search: %v", err)
+		}
+		all = append(all, m...)
 	}
 }
 

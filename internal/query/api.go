@@ -1,5 +1,6 @@
 // Package query owns tracectl's Tempo-compatible HTTP query API: trace by
-// ID (v1 and v2, JSON and protobuf), search, tag names and tag values, the
+// ID (v1 and v2, JSON and protobuf), search (also as Tempo's gRPC streaming
+// search on the same port), tag names and tag values, TraceQL metrics, the
 // operational endpoints (/ready, /api/echo, /api/status/buildinfo), the
 // per-tenant block list that is polled from the bucket, tenant handling and
 // the limits on queries. Every answer combines the live head (spans not yet
@@ -27,6 +28,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"go.opentelemetry.io/collector/pdata/ptrace"
+	"google.golang.org/grpc"
 
 	"github.com/tracectl/tracectl/internal/blocks"
 	"github.com/tracectl/tracectl/internal/blocks/block"
@@ -185,6 +187,7 @@ type API struct {
 	slots  chan struct{}
 	m      *metrics
 	mux    *http.ServeMux
+	grpc   *grpc.Server // StreamingQuerier, served through Handler
 	stop   context.CancelFunc
 	done   chan struct{}
 }
@@ -204,6 +207,7 @@ func New(cfg Config) (*API, error) {
 	}
 	a.blocks = newBlockList(cfg, a.m)
 	a.routes()
+	a.grpc = a.newGRPC()
 	return a, nil
 }
 
@@ -242,6 +246,10 @@ func (a *API) Handler() http.Handler {
 			r2.URL.RawPath = ""
 			r = r2
 		}
+		if isGRPC(r) {
+			a.grpc.ServeHTTP(w, r)
+			return
+		}
 		a.mux.ServeHTTP(w, r)
 	})
 }
@@ -257,6 +265,8 @@ const (
 	routeTagValuesV2 = "search_tag_values_v2"
 	routeQueryRange  = "metrics_query_range"
 	routeQueryInst   = "metrics_query"
+	// routeSearchStream is gRPC StreamingQuerier/Search (stream.go).
+	routeSearchStream = "search_stream"
 )
 
 func (a *API) routes() {

@@ -190,7 +190,10 @@ func startLiveServer(t *testing.T, multiTenant bool) *liveServer {
 	if err := set.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	hs := httptest.NewServer(ls.api.Handler())
+	// As serve runs it: HTTP/1.1 and cleartext HTTP/2 for gRPC streaming.
+	hs := httptest.NewUnstartedServer(ls.api.Handler())
+	EnableH2C(hs.Config)
+	hs.Start()
 	ls.base = hs.URL
 	ls.otlpURL = "http://" + set.Addrs()[ingest.ProtocolOTLPHTTP].String() + "/v1/traces"
 	t.Cleanup(func() {
