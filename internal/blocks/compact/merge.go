@@ -82,7 +82,7 @@ func (in *input) next() error {
 // streaming k-way merge by trace ID over the inputs' rows, one row group
 // per input in memory. A trace found in one input is copied row for row;
 // the rows of a trace found in several are combined (repeated spans
-// dropped, see vparquet4.RowCombiner), parts in the inputs' order of start
+// dropped, see vparquet4.BlockWriter.AddParts), parts in the inputs' order of start
 // time (the order they arrived in, as near as meta tells). The
 // output's level is the highest input level + 1 and its time range the
 // inputs' union. On error nothing is made live (the output has no
@@ -129,7 +129,6 @@ func Merge(ctx context.Context, b *storage.Bucket, inputs []*block.Meta, opts Me
 		w.ExtendTimeRange(m.StartTime, m.EndTime)
 	}
 	out := newRowBatch(w)
-	comb := vparquet4.NewRowCombiner(first.DedicatedColumns)
 	var parts []parquet.Row
 	var partVals []parquet.Value
 	for {
@@ -200,19 +199,20 @@ func Merge(ctx context.Context, b *storage.Bucket, inputs []*block.Meta, opts Me
 				}
 			}
 		}
-		row := parts[0]
-		if len(parts) > 1 {
-			st.CombinedTraces++
-			if row, err = comb.Combine(parts); err != nil {
-				w.Abort()
-				return nil, st, fmt.Errorf("merging: %w", err)
-			}
+		// The parts are combined by the writer (Add's rules), after the
+		// rows batched before them.
+		st.CombinedTraces++
+		if err := out.flush(); err != nil {
+			w.Abort()
+			return nil, st, fmt.Errorf("merging: %w", err)
+		}
+		n, err := w.AddParts(parts)
+		if err != nil {
+			w.Abort()
+			return nil, st, fmt.Errorf("merging: %w", err)
 		}
 		st.OutputTraces++
-		st.OutputSpans += int64(vparquet4.RowSpans(row))
-		// The batch copies the row's values (the combiner's byte arrays,
-		// which it reuses at the next call, included).
-		out.addDeep(row)
+		st.OutputSpans += int64(n)
 		if st.OutputTraces%1024 == 0 {
 			if err := ctx.Err(); err != nil {
 				w.Abort()
@@ -240,8 +240,8 @@ func Merge(ctx context.Context, b *storage.Bucket, inputs []*block.Meta, opts Me
 }
 
 // rowBatch hands rows to the writer in batches: the rows' values are
-// copied (shallowly: byte arrays stay shared, which RowReader allows;
-// addDeep copies them too) so that the inputs may move on.
+// copied (shallowly: byte arrays stay shared, which RowReader allows) so
+// that the inputs may move on.
 type rowBatch struct {
 	w    *vparquet4.BlockWriter
 	vals []parquet.Value
@@ -259,16 +259,6 @@ func (b *rowBatch) full() bool { return len(b.ends) >= batchRows }
 
 func (b *rowBatch) add(row parquet.Row) {
 	b.vals = append(b.vals, row...)
-	b.ends = append(b.ends, len(b.vals))
-}
-
-// addDeep adds a copy of row whose byte arrays are copied as well.
-func (b *rowBatch) addDeep(row parquet.Row) {
-	start := len(b.vals)
-	b.vals = append(b.vals, row...)
-	for i := start; i < len(b.vals); i++ {
-		b.vals[i] = b.vals[i].Clone()
-	}
 	b.ends = append(b.ends, len(b.vals))
 }
 

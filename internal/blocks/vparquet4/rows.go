@@ -201,6 +201,7 @@ func (w *BlockWriter) WriteRows(rows []parquet.Row) error {
 			if _, err := w.pw.WriteRows(rows[from : i+1]); err != nil {
 				return w.fail(err)
 			}
+			w.rowsBuffered = true
 			from = i + 1
 			if err := w.cutRowGroup(); err != nil {
 				return err
@@ -211,8 +212,59 @@ func (w *BlockWriter) WriteRows(rows []parquet.Row) error {
 		if _, err := w.pw.WriteRows(rows[from:]); err != nil {
 			return w.fail(err)
 		}
+		w.rowsBuffered = true
 	}
 	return nil
+}
+
+// AddParts adds one trace made of parts: rows of that trace read by
+// RowReader from several vParquet4 blocks with this writer's
+// dedicated-column list, combined as RowCombiner.Combine combines them
+// (which needs DropDuplicateSpans). The combined row is built as Add
+// builds one and written with the rows that follow, without being turned
+// into a parquet row first. IDs must ascend as for WriteRows. It returns
+// the number of spans of the row written.
+func (w *BlockWriter) AddParts(parts []parquet.Row) (spans int, err error) {
+	if w.err != nil {
+		return 0, w.err
+	}
+	if len(parts) == 0 {
+		return 0, errors.New("vparquet4: no rows to add")
+	}
+	if !w.cfg.DropDuplicateSpans {
+		return 0, errors.New("vparquet4: AddParts needs a writer with DropDuplicateSpans")
+	}
+	id := RowID(parts[0])
+	if !w.pending && w.traces > 0 && id.Compare(w.lastID) <= 0 {
+		return 0, w.fail(fmt.Errorf("trace %s added after %s: traces must come in ascending ID order", id, w.lastID))
+	}
+	if err := w.startTrace(id); err != nil {
+		return 0, err
+	}
+	for i, p := range parts {
+		if got := RowID(p); got != id {
+			return 0, w.fail(fmt.Errorf("combining trace %s: part %d is trace %s", id, i, got))
+		}
+		w.part = Trace{}
+		if err := rowSchema().Reconstruct(&w.part, p); err != nil {
+			return 0, w.fail(fmt.Errorf("combining trace %s: part %d: %w", id, i, err))
+		}
+		td := ptrace.NewTraces()
+		if err := appendOTLP(td, &w.part, w.asm.ded, true); err != nil {
+			return 0, w.fail(fmt.Errorf("combining trace %s: part %d: %w", id, i, err))
+		}
+		if n := w.asm.add(td); n > 0 {
+			return 0, w.fail(fmt.Errorf("combining trace %s: part %d has %d spans of other traces", id, i, n))
+		}
+	}
+	w.part = Trace{}
+	if w.asm.nSpans == 0 {
+		// No spans at all (rows of empty traces): keep the first part, as
+		// Combine does.
+		w.pending = false
+		return 0, w.WriteRows(parts[:1])
+	}
+	return w.asm.nSpans, nil
 }
 
 // estimateRowSize approximates a parquet row's size on the scale of

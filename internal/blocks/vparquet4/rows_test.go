@@ -171,3 +171,133 @@ func TestRowCombiner(t *testing.T) {
 		t.Error("rows of two traces combined")
 	}
 }
+
+// TestAddPartsLikeCombine: the writer's AddParts makes the row
+// RowCombiner.Combine makes (P03's two parts; P18 with itself), and
+// refuses parts of two traces.
+func TestAddPartsLikeCombine(t *testing.T) {
+	ctx := context.Background()
+	fx := fixtureBucket(t, "vparquet4")
+	byID := map[block.TraceID][]parquet.Row{}
+	var metas []*block.Meta
+	for _, fb := range fixtureBlocks(t, "vparquet4") {
+		metas = append(metas, fb.meta)
+	}
+	for _, wv := range waves {
+		for _, m := range metas {
+			if m.BlockID.String() == wv.blockID {
+				for _, r := range readRows(t, fx, m) {
+					byID[RowID(r)] = append(byID[RowID(r)], r)
+				}
+			}
+		}
+	}
+	ded := metas[0].DedicatedColumns
+	comb := NewRowCombiner(ded)
+	p03, _ := block.ParseTraceID(otlptest.IDOf("P03"))
+	p18, _ := block.ParseTraceID(otlptest.IDOf("P18"))
+	b := storagetest.OpenMem(t)
+	for _, parts := range [][]parquet.Row{byID[p03], {byID[p18][0], byID[p18][0]}} {
+		row, err := comb.Combine(parts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		row = row.Clone()
+		w1, _ := NewBlockWriter(ctx, b, WriterConfig{DedicatedColumns: ded})
+		if err := w1.WriteRows([]parquet.Row{row}); err != nil {
+			t.Fatal(err)
+		}
+		m1, err := w1.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		w2, _ := NewBlockWriter(ctx, b, WriterConfig{DedicatedColumns: ded, DropDuplicateSpans: true})
+		n, err := w2.AddParts(parts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n != RowSpans(row) {
+			t.Errorf("AddParts: %d spans, Combine %d", n, RowSpans(row))
+		}
+		m2, err := w2.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, _ := readAll(t, OpenBlock(ctx, b, m1))
+		got, _ := readAll(t, OpenBlock(ctx, b, m2))
+		if !reflect.DeepEqual(want, got) {
+			t.Errorf("%s: AddParts row differs from Combine's", RowID(parts[0]))
+		}
+	}
+	w, _ := NewBlockWriter(ctx, b, WriterConfig{DedicatedColumns: ded, DropDuplicateSpans: true})
+	if _, err := w.AddParts([]parquet.Row{byID[p03][0], byID[p18][0]}); err == nil {
+		t.Error("rows of two traces added as parts of one")
+	}
+	w.Abort()
+	w, _ = NewBlockWriter(ctx, b, WriterConfig{DedicatedColumns: ded})
+	if _, err := w.AddParts(byID[p03]); err == nil {
+		t.Error("AddParts without DropDuplicateSpans")
+	}
+	w.Abort()
+}
+
+// TestWriteRowsMixedWithStructs interleaves WriteRows with rows built by
+// the writer (AddParts, Add), in several patterns and across row groups:
+// every row is stored, in order, as each path makes it. (parquet-go's
+// first write of structs replaces the column buffers WriteRows filled.)
+func TestWriteRowsMixedWithStructs(t *testing.T) {
+	ctx := context.Background()
+	c := otlptest.LoadCorpus(t)
+	b := storagetest.OpenMem(t)
+	cfg := WriterConfig{DropDuplicateSpans: true, RowGroupBytes: 16 << 10}
+	src, err := WriteBlock(ctx, b, cfg, c.Lines...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows := readRows(t, b, src)
+	groups := GroupByTrace(c.Lines...)
+	// References: every row copied (R), every row rebuilt from its part (A).
+	wantR, _ := readAll(t, OpenBlock(ctx, b, src))
+	w, _ := NewBlockWriter(ctx, b, cfg)
+	for _, r := range rows {
+		if _, err := w.AddParts([]parquet.Row{r}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	allA, err := w.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantA, _ := readAll(t, OpenBlock(ctx, b, allA))
+	for _, pattern := range []string{"RRRRARRRR", "RARARARAR", "AARRRRAAR", "RDRRDDRRR", "RRRRRRRRR"} {
+		w, _ := NewBlockWriter(ctx, b, cfg)
+		var want []*Trace
+		for i, r := range rows {
+			switch pattern[i%len(pattern)] {
+			case 'R':
+				err = w.WriteRows([]parquet.Row{r})
+				want = append(want, wantR[i])
+			case 'A':
+				_, err = w.AddParts([]parquet.Row{r})
+				want = append(want, wantA[i])
+			case 'D':
+				err = w.Add(groups[i].ID, groups[i].Traces)
+				want = append(want, wantA[i])
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+		m, err := w.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, _ := readAll(t, OpenBlock(ctx, b, m))
+		if len(got) != len(rows) || m.TotalObjects != int64(len(rows)) {
+			t.Fatalf("%s: %d rows read, meta %d, want %d", pattern, len(got), m.TotalObjects, len(rows))
+		}
+		if !reflect.DeepEqual(want, got) {
+			t.Errorf("%s: rows differ", pattern)
+		}
+	}
+}

@@ -76,6 +76,11 @@ type BlockWriter struct {
 	rows    []Trace // rows built but not yet handed to the parquet writer: rows[:nbatch]
 	nbatch  int
 	pending bool
+	part    Trace // AddParts' scratch
+	// structWritten: pw.Write (rows from structs) has run once.
+	// rowsBuffered: WriteRows has put values in the column buffers since
+	// the last row group was cut. See writeBatch.
+	structWritten, rowsBuffered bool
 
 	bloom *block.Bloom
 	ids   []block.TraceID // only when ExpectedTraces == 0
@@ -248,9 +253,20 @@ func (w *BlockWriter) writeBatch() error {
 	if w.nbatch == 0 {
 		return nil
 	}
+	if !w.structWritten && w.rowsBuffered {
+		// parquet-go's first Write of structs replaces every column's
+		// buffer with a new one, dropping values WriteRows buffered there:
+		// write those out as pages first.
+		for _, c := range w.pw.ColumnWriters() {
+			if err := c.Flush(); err != nil {
+				return w.fail(err)
+			}
+		}
+	}
 	if _, err := w.pw.Write(w.rows[:w.nbatch]); err != nil {
 		return w.fail(err)
 	}
+	w.structWritten = true
 	w.nbatch = 0
 	return nil
 }
@@ -267,6 +283,7 @@ func (w *BlockWriter) cutRowGroup() error {
 	}
 	w.rgLastIDs = append(w.rgLastIDs, w.lastID)
 	w.rgRows, w.rgBytes = 0, 0
+	w.rowsBuffered = false
 	return nil
 }
 
