@@ -250,9 +250,20 @@ func (e *Engine) TagValues(ctx context.Context, tenant string, metas []*block.Me
 	} else if ok {
 		return fast, nil
 	}
+	if fast, ok, err := e.tagValuesQuery(ctx, tenant, metas, head, req, attr); err != nil {
+		return nil, err
+	} else if ok {
+		return fast, nil
+	}
 	metrics, err := e.forEachPart(ctx, tenant, metas, head, func(td ptrace.Traces, info *part) bool {
 		mu.Lock()
 		defer mu.Unlock()
+		if info == nil && attr.Scope == traceql.ScopeIntrinsic &&
+			(attr.Intrinsic == traceql.IntrinsicRootName || attr.Intrinsic == traceql.IntrinsicRootServiceName) {
+			// A trace of the head: its root as Tempo finds it.
+			info = &part{}
+			info.rootService, info.rootName, info.hasRoot = rootOf(td)
+		}
 		visitSpans(req.Query, td, info, func(rs ptrace.ResourceSpans, ss ptrace.ScopeSpans, sp ptrace.Span) {
 			switch attr.Scope {
 			case traceql.ScopeIntrinsic:

@@ -13,6 +13,7 @@ import (
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/ptrace"
 
+	"github.com/tracectl/tracectl/internal/blocks"
 	"github.com/tracectl/tracectl/internal/blocks/block"
 	"github.com/tracectl/tracectl/internal/blocks/pqread"
 	"github.com/tracectl/tracectl/internal/blocks/vparquet4"
@@ -389,16 +390,26 @@ func (e *Engine) tagValuesFast(ctx context.Context, tenant string, metas []*bloc
 	if head != nil {
 		probe := &traceql.Attribute{Scope: attr.Scope, Name: attr.Name, Intrinsic: attr.Intrinsic}
 		head.ForEachHeadTrace(tenant, func(id block.TraceID, parts []ptrace.Traces) bool {
-			for _, td := range parts {
-				forEachSpan(td, func(res pcommon.Map, sp ptrace.Span) {
-					s := &pdSpan{sp: sp, res: res, tr: &traceInfo{}}
-					if v, ok := s.Attr(probe); ok && (v.Type == traceql.TypeString || v.Type == traceql.TypeStatus || v.Type == traceql.TypeKind) {
-						mu.Lock()
-						add(v)
-						mu.Unlock()
-					}
-				})
+			td := parts[0]
+			if len(parts) > 1 {
+				td = blocks.Combine(parts...)
 			}
+			tr := &traceInfo{}
+			if attr.Intrinsic == traceql.IntrinsicRootName || attr.Intrinsic == traceql.IntrinsicRootServiceName {
+				tr.rootService, tr.rootName, _ = rootOf(td)
+			}
+			forEachSpan(td, func(res pcommon.Map, sp ptrace.Span) {
+				s := &pdSpan{sp: sp, res: res, tr: tr}
+				v, ok := s.Attr(probe)
+				if ok && v.Type == traceql.TypeString && v.S == "" && attr.Intrinsic != traceql.IntrinsicName {
+					ok = false // no value, as for blocks
+				}
+				if ok && (v.Type == traceql.TypeString || v.Type == traceql.TypeStatus || v.Type == traceql.TypeKind) {
+					mu.Lock()
+					add(v)
+					mu.Unlock()
+				}
+			})
 			return true
 		})
 	}

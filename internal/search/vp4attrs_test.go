@@ -6,9 +6,12 @@ import (
 	"net/url"
 	"testing"
 
+	"go.opentelemetry.io/collector/pdata/ptrace"
+
 	"github.com/tracectl/tracectl/internal/blocks"
 	"github.com/tracectl/tracectl/internal/blocks/block"
 	"github.com/tracectl/tracectl/internal/storage"
+	"github.com/tracectl/tracectl/internal/traceql"
 )
 
 // attrQueries exercise every place phase 1 looks for an attribute:
@@ -187,6 +190,158 @@ func TestTagValuesFastMatchesGeneric(t *testing.T) {
 			wj, _ := json.Marshal(want.Values)
 			if string(gj) != string(wj) {
 				t.Errorf("%s %s: %s, OTLP path %s", tag, run, gj, wj)
+			}
+		}
+	}
+}
+
+// TestTagValuesQueryMatchesGeneric: tag values narrowed by a query, read
+// from columns span by span, equal the OTLP path's — on Tempo's blocks
+// (one and several row groups) and on tracectl's own with part of the
+// corpus still in the head — and read less than the whole blocks.
+func TestTagValuesQueryMatchesGeneric(t *testing.T) {
+	type bucket struct {
+		name  string
+		b     *storage.Bucket
+		metas []*block.Meta
+		head  HeadSource
+	}
+	var buckets []bucket
+	for _, f := range []string{"vparquet4", "vparquet4-compacted"} {
+		b, metas := openFixture(t, f)
+		buckets = append(buckets, bucket{f, b, metas, nil})
+	}
+	srv, b, metas, _ := liveServer(t)
+	buckets = append(buckets, bucket{"tracectl block + head", b, metas, srv})
+	queries := []string{
+		`{ resource.service.name = "frontend" }`,
+		`{resource.service.name="checkout"}`,
+		`{ resource.service.name != "frontend" && kind = server }`,
+		`{ status = error }`,
+		`{ status = error || kind = client }`,
+		`{ duration > 100ms }`,
+		`{ name =~ "GET.*" && resource.service.name =~ "f.*" }`,
+		`{ rootServiceName = "frontend" && kind != internal }`,
+		`{ rootName != "nothing" && status != ok }`,
+		`{ resource.service.name = "does-not-exist" }`,
+		`{ true && kind = consumer }`,
+	}
+	tags := []string{"name", "resource.service.name", "status", "kind", "rootName", "rootServiceName"}
+	nonEmpty := 0
+	for _, bk := range buckets {
+		cols, gen := NewEngine(bk.b, Options{}), NewEngine(bk.b, Options{Generic: true})
+		var total uint64
+		for _, m := range bk.metas {
+			total += m.Size
+		}
+		for _, q := range queries {
+			for _, tag := range tags {
+				req, err := ParseTagValuesRequest(tag, true, url.Values{"q": {q}})
+				if err != nil {
+					t.Fatal(err)
+				}
+				want, err := gen.TagValues(context.Background(), "single-tenant", bk.metas, bk.head, req)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if len(want.Values) > 0 {
+					nonEmpty++
+				}
+				for _, run := range []string{"cold", "warm"} {
+					got, err := cols.TagValues(context.Background(), "single-tenant", bk.metas, bk.head, req)
+					if err != nil {
+						t.Fatal(err)
+					}
+					gj, _ := json.Marshal(got.Values)
+					wj, _ := json.Marshal(want.Values)
+					if string(gj) != string(wj) {
+						t.Errorf("%s, %s values for %s (%s): %s, OTLP path %s", bk.name, tag, q, run, gj, wj)
+					}
+					if read := uint64(got.Metrics.InspectedBytes); run == "cold" && read*2 > total {
+						t.Errorf("%s, %s values for %s: read %d of %d bytes; the column path reads a few columns", bk.name, tag, q, read, total)
+					}
+				}
+			}
+		}
+	}
+	if nonEmpty < len(buckets)*len(queries)*len(tags)/2 {
+		t.Errorf("only %d answers hold values; the test would not catch a missed value", nonEmpty)
+	}
+}
+
+// TestNewQTagPlan: the column path takes only what columns hold.
+func TestNewQTagPlan(t *testing.T) {
+	for q, want := range map[string]bool{
+		`{ resource.service.name = "a" }`:                     true,
+		`{ name = "a" && (status = error || kind = server) }`: true,
+		`{ span.http.method = "GET" }`:                        false, // generic attribute
+		`{ .service.name = "a" }`:                             false, // unscoped
+		`{ resource.service.name = "a" } && { name = "b" }`:   false, // spanset operator
+		`{ }`:                     false, // tagValuesFast's case
+		`{ statusMessage = "x" }`: false,
+	} {
+		query, err := traceql.Parse(q)
+		if err != nil {
+			t.Fatal(q, err)
+		}
+		_, ok := newQTagPlan(query, &traceql.Attribute{Scope: traceql.ScopeIntrinsic, Intrinsic: traceql.IntrinsicName})
+		if ok != want {
+			t.Errorf("%s: applies %v, want %v", q, ok, want)
+		}
+	}
+	query, _ := traceql.Parse(`{ resource.service.name = "a" }`)
+	if _, ok := newQTagPlan(query, &traceql.Attribute{Scope: traceql.ScopeSpan, Name: "http.method"}); ok {
+		t.Error("a span attribute tag has no column of its own")
+	}
+}
+
+// TestTagValuesRootNamesFromHead: rootName and rootServiceName values
+// include the roots of traces still in the head (both paths used to skip
+// them, the fast one offering "" instead).
+func TestTagValuesRootNamesFromHead(t *testing.T) {
+	srv, b, metas, _ := liveServer(t)
+	headRoots := map[string]map[string]bool{"rootName": {}, "rootServiceName": {}}
+	srv.ForEachHeadTrace("single-tenant", func(_ block.TraceID, parts []ptrace.Traces) bool {
+		td := parts[0]
+		if len(parts) > 1 {
+			td = blocks.Combine(parts...)
+		}
+		if svc, name, ok := rootOf(td); ok {
+			headRoots["rootName"][name] = true
+			headRoots["rootServiceName"][svc] = true
+		}
+		return true
+	})
+	for _, e := range []*Engine{NewEngine(b, Options{}), NewEngine(b, Options{Generic: true})} {
+		for tag, want := range headRoots {
+			if len(want) == 0 {
+				t.Fatalf("no %s in the head; the test needs some", tag)
+			}
+			for _, q := range []string{"", `{ kind != unspecified }`} {
+				v := url.Values{}
+				if q != "" {
+					v.Set("q", q)
+				}
+				req, err := ParseTagValuesRequest(tag, true, v)
+				if err != nil {
+					t.Fatal(err)
+				}
+				resp, err := e.TagValues(context.Background(), "single-tenant", metas, srv, req)
+				if err != nil {
+					t.Fatal(err)
+				}
+				got := map[string]bool{}
+				for _, tv := range resp.Values {
+					if tv.Value == "" {
+						t.Errorf("generic=%v %s q=%q: an empty value is offered", e.opts.Generic, tag, q)
+					}
+					got[tv.Value] = true
+				}
+				for name := range want {
+					if !got[name] {
+						t.Errorf("generic=%v %s q=%q: head root %q missing", e.opts.Generic, tag, q, name)
+					}
+				}
 			}
 		}
 	}
