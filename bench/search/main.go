@@ -4,7 +4,7 @@
 // uses. It reports, per query, median and p99 latency, CPU-seconds, spans
 // scanned per CPU-second and the share of the bucket's bytes read.
 //
-//	go run ./bench/search -bucket /tmp/tracectl-bench-traceid/10000000-20-10-rg4194304
+//	go run ./bench/search -bucket /tmp/tracectl-bench-traceid/10000000-20-10-rg0
 package main
 
 import (
@@ -14,6 +14,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"runtime/pprof"
 	"slices"
 	"strings"
 	"time"
@@ -26,12 +27,19 @@ import (
 )
 
 func main() {
-	dir := flag.String("bucket", filepath.Join(os.TempDir(), "tracectl-bench-traceid", "10000000-20-10-rg4194304"), "bucket directory written by bench/traceid")
+	dir := flag.String("bucket", filepath.Join(os.TempDir(), "tracectl-bench-traceid", "10000000-20-10-rg0"), "bucket directory written by bench/traceid")
 	runs := flag.Int("runs", 7, "runs per query")
 	metrics := flag.Bool("metrics", false, "also time TraceQL metrics queries (they convert every span: slow)")
 	only := flag.String("only", "", "run only the searches whose name contains this")
+	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
 	generic := flag.Bool("generic-tagq", false, "also time tag values with q on the OTLP path (slow: converts every span)")
 	flag.Parse()
+	if *cpuprofile != "" {
+		f, err := os.Create(*cpuprofile)
+		check(err)
+		check(pprof.StartCPUProfile(f))
+		defer pprof.StopCPUProfile()
+	}
 	ctx := context.Background()
 	b, err := storage.Open(ctx, "file://"+*dir)
 	check(err)

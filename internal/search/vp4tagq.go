@@ -3,7 +3,9 @@ package search
 import (
 	"context"
 	"errors"
+	"slices"
 	"sync"
+	"time"
 
 	"github.com/parquet-go/parquet-go"
 	"go.opentelemetry.io/collector/pdata/ptrace"
@@ -57,16 +59,15 @@ const (
 	resourceDefLevel = 1
 )
 
-type qCol struct {
-	col  int
-	conv func(parquet.Value) traceql.Static
-}
-
 // qTagPlan is what the column path needs: the filter, and for every
 // attribute it reads (the filter's and the tag), its column.
 type qTagPlan struct {
 	filter *traceql.SpansetFilter
-	attrs  map[traceql.Attribute]qCol
+	// attrs maps each attribute to its column; byPtr does the same for
+	// the attribute nodes of the filter and for &target, which is how the
+	// evaluator asks (no hashing of names per span).
+	attrs  map[traceql.Attribute]int
+	byPtr  map[*traceql.Attribute]int
 	target traceql.Attribute
 }
 
@@ -80,16 +81,17 @@ func newQTagPlan(q *traceql.Query, attr *traceql.Attribute) (*qTagPlan, bool) {
 	if !ok || f.Expr == nil {
 		return nil, false
 	}
-	p := &qTagPlan{filter: f, attrs: map[traceql.Attribute]qCol{}, target: *attr}
+	p := &qTagPlan{filter: f, attrs: map[traceql.Attribute]int{}, byPtr: map[*traceql.Attribute]int{}, target: *attr}
 	use := func(a *traceql.Attribute) bool {
 		if a.Scope == traceql.ScopeNone {
 			return false
 		}
-		c, conv, ok := columnFor(a)
-		if !ok {
+		c, _, ok := columnFor(a)
+		if !ok || valueTypeOf(c) == traceql.TypeNil {
 			return false
 		}
-		p.attrs[*a] = qCol{col: c, conv: conv}
+		p.attrs[*a] = c
+		p.byPtr[a] = c
 		return true
 	}
 	var walk func(e traceql.FieldExpr) bool
@@ -115,7 +117,24 @@ func newQTagPlan(q *traceql.Query, attr *traceql.Attribute) (*qTagPlan, bool) {
 	if !walk(f.Expr) || attr.Intrinsic == traceql.IntrinsicDuration || !use(attr) {
 		return nil, false
 	}
+	delete(p.byPtr, attr)
+	p.byPtr[&p.target] = p.attrs[*attr]
 	return p, true
+}
+
+// valueTypeOf is the type of the values of a column columnFor names.
+func valueTypeOf(col int) traceql.StaticType {
+	switch col {
+	case vparquet4.ColServiceName, vparquet4.ColSpanName, vparquet4.ColRootSpanName, vparquet4.ColRootServiceName:
+		return traceql.TypeString
+	case vparquet4.ColSpanStatusCode:
+		return traceql.TypeStatus
+	case vparquet4.ColSpanKind:
+		return traceql.TypeKind
+	case vparquet4.ColSpanDurationNano:
+		return traceql.TypeDuration
+	}
+	return traceql.TypeNil
 }
 
 // colSpan is one span as read from the columns of a row group.
@@ -128,33 +147,69 @@ type colSpan struct {
 }
 
 func (s *colSpan) Attr(a *traceql.Attribute) (traceql.Static, bool) {
-	qc, ok := s.p.attrs[*a]
+	col, ok := s.p.byPtr[a]
 	if !ok {
-		return traceql.Static{}, false
+		if col, ok = s.p.attrs[*a]; !ok {
+			return traceql.Static{}, false
+		}
 	}
-	c := s.cols[qc.col]
-	var v traceql.Static
+	c := s.cols[col]
+	i := s.k
 	switch c.level {
-	case levelSpan:
-		v = c.vals[s.k]
 	case levelResource:
-		v = c.vals[s.rs]
-	default:
-		v = c.vals[s.row]
+		i = s.rs
+	case levelTrace:
+		i = s.row
 	}
-	if qc.col == vparquet4.ColServiceName && v.S == "" {
-		// The column holds "" where the resource has no service.name;
-		// intrinsics (root names included) always have a value.
-		return traceql.Static{}, false
+	if c.typ == traceql.TypeString {
+		v := c.dict[c.ids[i]]
+		if v == "" && col == vparquet4.ColServiceName {
+			// The column holds "" where the resource has no
+			// service.name; intrinsics (root names included) always
+			// have a value.
+			return traceql.Static{}, false
+		}
+		return traceql.Static{Type: traceql.TypeString, S: v}, true
 	}
-	return v, true
+	if c.typ == traceql.TypeDuration {
+		return traceql.Static{Type: traceql.TypeDuration, D: time.Duration(c.ints[i])}, true
+	}
+	return traceql.Static{Type: c.typ, I: c.ints[i]}, true
 }
 
 // rgColumn is one column of a row group, one value per span, resource or
-// trace by its level.
+// trace by its level: strings as indexes into dict (interned: a column
+// holds few distinct names), the rest as integers.
 type rgColumn struct {
 	level colLevel
-	vals  []traceql.Static
+	typ   traceql.StaticType
+	ids   []uint32
+	dict  []string
+	index map[string]uint32
+	ints  []int64
+}
+
+func (c *rgColumn) add(v parquet.Value) {
+	if c.typ != traceql.TypeString {
+		c.ints = append(c.ints, v.Int64())
+		return
+	}
+	b := v.ByteArray()
+	id, ok := c.index[string(b)]
+	if !ok {
+		id = uint32(len(c.dict))
+		s := string(b)
+		c.dict = append(c.dict, s)
+		c.index[s] = id
+	}
+	c.ids = append(c.ids, id)
+}
+
+func (c *rgColumn) len() int {
+	if c.typ == traceql.TypeString {
+		return len(c.ids)
+	}
+	return len(c.ints)
 }
 
 // tagValuesQuery answers a tag-values request narrowed by q from columns
@@ -242,8 +297,7 @@ func (e *Engine) tagValuesQuery(ctx context.Context, tenant string, metas []*blo
 // (with the distinct values of tagValuesFast, same bound) per block,
 // query text and tag.
 func (e *Engine) blockQueryValues(ctx context.Context, m *block.Meta, p *qTagPlan, qtext string, st *stats) (map[traceql.Static]bool, error) {
-	target := p.attrs[p.target]
-	key := m.String() + "/q/" + itoa(target.col) + "/" + qtext
+	key := m.String() + "/q/" + itoa(p.attrs[p.target]) + "/" + qtext
 	e.distinct.mu.Lock()
 	if d, ok := e.distinct.m[key]; ok {
 		e.distinct.mu.Unlock()
@@ -252,21 +306,19 @@ func (e *Engine) blockQueryValues(ctx context.Context, m *block.Meta, p *qTagPla
 	e.distinct.mu.Unlock()
 
 	// The columns to read, each once; a span-level one enumerates spans.
-	cols := map[int]qCol{}
+	var colList []int
 	enum := -1
-	for _, qc := range p.attrs {
-		cols[qc.col] = qc
-		if levelOf(qc.col) == levelSpan {
-			enum = qc.col
+	for _, c := range p.attrs {
+		if !slices.Contains(colList, c) {
+			colList = append(colList, c)
+		}
+		if levelOf(c) == levelSpan {
+			enum = c
 		}
 	}
 	if enum < 0 {
 		enum = vparquet4.ColSpanKind
-		cols[enum] = qCol{col: enum, conv: func(v parquet.Value) traceql.Static { return traceql.Static{Type: traceql.TypeKind, I: v.Int64()} }}
-	}
-	colList := make([]int, 0, len(cols))
-	for c := range cols {
-		colList = append(colList, c)
+		colList = append(colList, enum)
 	}
 	out := map[traceql.Static]bool{}
 	err := e.files.get(ctx, m).WithFile(ctx, func(f *vparquet4.File) error {
@@ -283,8 +335,18 @@ func (e *Engine) blockQueryValues(ctx context.Context, m *block.Meta, p *qTagPla
 			chunks := rg.ColumnChunks()
 			read := map[int]*rgColumn{}
 			var spanRS, spanRow []int32
-			for c, qc := range cols {
-				rc := &rgColumn{level: levelOf(c)}
+			nspans := int(spanCount(md))
+			for _, c := range colList {
+				rc := &rgColumn{level: levelOf(c), typ: valueTypeOf(c)}
+				n := nspans
+				if rc.level == levelTrace {
+					n = int(md.NumRows)
+				}
+				if rc.typ == traceql.TypeString {
+					rc.ids, rc.index = make([]uint32, 0, n), map[string]uint32{}
+				} else {
+					rc.ints = make([]int64, 0, n)
+				}
 				row, rs := -1, -1
 				isEnum := c == enum
 				err := readColumn(chunks[c], buf, func(v parquet.Value) {
@@ -294,17 +356,17 @@ func (e *Engine) blockQueryValues(ctx context.Context, m *block.Meta, p *qTagPla
 					}
 					switch rc.level {
 					case levelTrace:
-						rc.vals = append(rc.vals, qc.conv(v))
+						rc.add(v)
 					case levelResource:
 						if rep <= 1 && def >= resourceDefLevel {
-							rc.vals = append(rc.vals, qc.conv(v))
+							rc.add(v)
 						}
 					default:
 						if rep <= 1 && def >= resourceDefLevel {
 							rs++
 						}
 						if def == spanDefLevel {
-							rc.vals = append(rc.vals, qc.conv(v))
+							rc.add(v)
 							if isEnum {
 								spanRS = append(spanRS, int32(rs))
 								spanRow = append(spanRow, int32(row))
@@ -329,14 +391,14 @@ func (e *Engine) blockQueryValues(ctx context.Context, m *block.Meta, p *qTagPla
 					if n := len(spanRS); n > 0 {
 						want = int(spanRS[n-1]) + 1
 					}
-					if len(rc.vals) < want {
+					if rc.len() < want {
 						return blkErr(m, i, errors.New("resource column shorter than the spans say"))
 					}
 					continue
 				case levelTrace:
 					want = int(md.NumRows)
 				}
-				if len(rc.vals) != want {
+				if rc.len() != want {
 					return blkErr(m, i, errors.New("columns disagree on the number of spans (column "+itoa(c)+")"))
 				}
 			}
