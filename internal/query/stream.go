@@ -17,6 +17,7 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protowire"
 
+	"github.com/tracectl/tracectl/internal/blocks/block"
 	"github.com/tracectl/tracectl/internal/search"
 	"github.com/tracectl/tracectl/internal/traceql"
 )
@@ -202,11 +203,11 @@ func sendSearch(ss grpc.ServerStream, res *search.Response) error {
 func decodeSearchRequest(b []byte) (url.Values, error) {
 	v := url.Values{}
 	tags := map[string]string{}
-	err := eachField(b, func(num protowire.Number, typ protowire.Type, val []byte, n uint64) error {
+	err := block.WalkFields(b, func(num protowire.Number, typ protowire.Type, val []byte, n uint64) error {
 		switch {
 		case num == 1 && typ == protowire.BytesType:
 			var k, s string
-			err := eachField(val, func(num protowire.Number, typ protowire.Type, val []byte, _ uint64) error {
+			err := block.WalkFields(val, func(num protowire.Number, typ protowire.Type, val []byte, _ uint64) error {
 				if typ == protowire.BytesType && num == 1 {
 					k = string(val)
 				} else if typ == protowire.BytesType && num == 2 {
@@ -276,37 +277,6 @@ func logfmtQuote(s string) string {
 		return strconv.Quote(s)
 	}
 	return s
-}
-
-// eachField calls fn for every field of the protobuf message b: val holds
-// the bytes of a length-delimited field, n the value of a varint one.
-// Other wire types are skipped.
-func eachField(b []byte, fn func(num protowire.Number, typ protowire.Type, val []byte, n uint64) error) error {
-	for len(b) > 0 {
-		num, typ, l := protowire.ConsumeTag(b)
-		if l < 0 {
-			return protowire.ParseError(l)
-		}
-		b = b[l:]
-		var val []byte
-		var n uint64
-		switch typ {
-		case protowire.VarintType:
-			n, l = protowire.ConsumeVarint(b)
-		case protowire.BytesType:
-			val, l = protowire.ConsumeBytes(b)
-		default:
-			l = protowire.ConsumeFieldValue(num, typ, b)
-		}
-		if l < 0 {
-			return protowire.ParseError(l)
-		}
-		b = b[l:]
-		if err := fn(num, typ, val, n); err != nil {
-			return err
-		}
-	}
-	return nil
 }
 
 func appendString(b []byte, num protowire.Number, s string) []byte {

@@ -20,6 +20,7 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protowire"
 
+	"github.com/tracectl/tracectl/internal/blocks/block"
 	"github.com/tracectl/tracectl/internal/otlptest"
 	"github.com/tracectl/tracectl/internal/search"
 	"github.com/tracectl/tracectl/internal/traceql"
@@ -95,37 +96,34 @@ func decodeSearchResponse(t *testing.T, b []byte) *search.Response {
 	}
 	kvs := func(val []byte) search.KeyValue {
 		var kv search.KeyValue
-		must(eachField(val, func(num protowire.Number, typ protowire.Type, val []byte, _ uint64) error {
+		must(block.WalkFields(val, func(num protowire.Number, typ protowire.Type, val []byte, _ uint64) error {
 			if num == 1 {
 				kv.Key = string(val)
 				return nil
 			}
-			return eachFieldRaw(val, func(num protowire.Number, raw []byte) {
+			return block.WalkFields(val, func(num protowire.Number, _ protowire.Type, v []byte, x uint64) error {
 				switch num {
 				case 1:
-					s, _ := protowire.ConsumeBytes(raw)
-					kv.Value = search.AnyValue{Type: traceql.TypeString, S: string(s)}
+					kv.Value = search.AnyValue{Type: traceql.TypeString, S: string(v)}
 				case 2:
-					n, _ := protowire.ConsumeVarint(raw)
-					kv.Value = search.AnyValue{Type: traceql.TypeBool, B: n != 0}
+					kv.Value = search.AnyValue{Type: traceql.TypeBool, B: x != 0}
 				case 3:
-					n, _ := protowire.ConsumeVarint(raw)
-					kv.Value = search.AnyValue{Type: traceql.TypeInt, I: int64(n)}
+					kv.Value = search.AnyValue{Type: traceql.TypeInt, I: int64(x)}
 				case 4:
-					n, _ := protowire.ConsumeFixed64(raw)
-					kv.Value = search.AnyValue{Type: traceql.TypeFloat, F: math.Float64frombits(n)}
+					kv.Value = search.AnyValue{Type: traceql.TypeFloat, F: math.Float64frombits(x)}
 				}
+				return nil
 			})
 		}))
 		return kv
 	}
 	spanSet := func(val []byte) *search.SpanSet {
 		ss := &search.SpanSet{}
-		must(eachField(val, func(num protowire.Number, typ protowire.Type, val []byte, n uint64) error {
+		must(block.WalkFields(val, func(num protowire.Number, typ protowire.Type, val []byte, n uint64) error {
 			switch num {
 			case 1:
 				sp := &search.Span{}
-				must(eachField(val, func(num protowire.Number, typ protowire.Type, val []byte, n uint64) error {
+				must(block.WalkFields(val, func(num protowire.Number, typ protowire.Type, val []byte, n uint64) error {
 					switch num {
 					case 1:
 						sp.SpanID = string(val)
@@ -150,11 +148,11 @@ func decodeSearchResponse(t *testing.T, b []byte) *search.Response {
 		}))
 		return ss
 	}
-	must(eachField(b, func(num protowire.Number, typ protowire.Type, val []byte, _ uint64) error {
+	must(block.WalkFields(b, func(num protowire.Number, typ protowire.Type, val []byte, _ uint64) error {
 		switch num {
 		case 1:
 			tm := &search.TraceMetadata{}
-			must(eachField(val, func(num protowire.Number, typ protowire.Type, val []byte, n uint64) error {
+			must(block.WalkFields(val, func(num protowire.Number, typ protowire.Type, val []byte, n uint64) error {
 				switch num {
 				case 1:
 					tm.TraceID = string(val)
@@ -173,12 +171,12 @@ func decodeSearchResponse(t *testing.T, b []byte) *search.Response {
 				case 8:
 					var name string
 					var st search.ServiceStats
-					must(eachField(val, func(num protowire.Number, typ protowire.Type, val []byte, _ uint64) error {
+					must(block.WalkFields(val, func(num protowire.Number, typ protowire.Type, val []byte, _ uint64) error {
 						if num == 1 {
 							name = string(val)
 							return nil
 						}
-						return eachField(val, func(num protowire.Number, typ protowire.Type, val []byte, n uint64) error {
+						return block.WalkFields(val, func(num protowire.Number, typ protowire.Type, val []byte, n uint64) error {
 							if num == 1 {
 								st.SpanCount = uint32(n)
 							} else if num == 2 {
@@ -197,7 +195,7 @@ func decodeSearchResponse(t *testing.T, b []byte) *search.Response {
 			res.Traces = append(res.Traces, tm)
 		case 2:
 			m := &search.Metrics{}
-			must(eachField(val, func(num protowire.Number, typ protowire.Type, val []byte, n uint64) error {
+			must(block.WalkFields(val, func(num protowire.Number, typ protowire.Type, val []byte, n uint64) error {
 				switch num {
 				case 1:
 					m.InspectedTraces = uint32(n)
@@ -221,24 +219,6 @@ func decodeSearchResponse(t *testing.T, b []byte) *search.Response {
 		return nil
 	}))
 	return res
-}
-
-// eachFieldRaw hands fn each field's raw value bytes (any wire type).
-func eachFieldRaw(b []byte, fn func(num protowire.Number, raw []byte)) error {
-	for len(b) > 0 {
-		num, typ, l := protowire.ConsumeTag(b)
-		if l < 0 {
-			return protowire.ParseError(l)
-		}
-		b = b[l:]
-		l = protowire.ConsumeFieldValue(num, typ, b)
-		if l < 0 {
-			return protowire.ParseError(l)
-		}
-		fn(num, b[:l])
-		b = b[l:]
-	}
-	return nil
 }
 
 // TestStreamingSearch is GRAFANA.md §8 step 9: with streaming on, Grafana

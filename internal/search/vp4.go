@@ -531,16 +531,30 @@ type distinctCache struct {
 // maxDistinctEntries bounds the cache (block × column entries).
 const maxDistinctEntries = 4096
 
+func (c *distinctCache) get(key string) (map[traceql.Static]bool, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	d, ok := c.m[key]
+	return d, ok
+}
+
+// put keeps d under key; a full cache starts again empty.
+func (c *distinctCache) put(key string, d map[traceql.Static]bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.m == nil || len(c.m) >= maxDistinctEntries {
+		c.m = map[string]map[traceql.Static]bool{}
+	}
+	c.m[key] = d
+}
+
 // blockDistinct returns the distinct values of leaf column c in block m.
 // For an enumeration of enum values it stops reading once all are seen.
 func (e *Engine) blockDistinct(ctx context.Context, m *block.Meta, c int, conv func(parquet.Value) traceql.Static, enum int) (map[traceql.Static]bool, error) {
 	key := m.String() + "/" + itoa(c)
-	e.distinct.mu.Lock()
-	if d, ok := e.distinct.m[key]; ok {
-		e.distinct.mu.Unlock()
+	if d, ok := e.distinct.get(key); ok {
 		return d, nil
 	}
-	e.distinct.mu.Unlock()
 	out := map[traceql.Static]bool{}
 	err := e.files.get(ctx, m).WithFile(ctx, func(f *vparquet4.File) error {
 		for i, rg := range f.F.RowGroups() {
@@ -567,11 +581,6 @@ func (e *Engine) blockDistinct(ctx context.Context, m *block.Meta, c int, conv f
 	if err != nil {
 		return nil, err
 	}
-	e.distinct.mu.Lock()
-	if e.distinct.m == nil || len(e.distinct.m) >= maxDistinctEntries {
-		e.distinct.m = map[string]map[traceql.Static]bool{}
-	}
-	e.distinct.m[key] = out
-	e.distinct.mu.Unlock()
+	e.distinct.put(key, out)
 	return out, nil
 }

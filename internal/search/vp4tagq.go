@@ -298,12 +298,9 @@ func (e *Engine) tagValuesQuery(ctx context.Context, tenant string, metas []*blo
 // query text and tag.
 func (e *Engine) blockQueryValues(ctx context.Context, m *block.Meta, p *qTagPlan, qtext string, st *stats) (map[traceql.Static]bool, error) {
 	key := m.String() + "/q/" + itoa(p.attrs[p.target]) + "/" + qtext
-	e.distinct.mu.Lock()
-	if d, ok := e.distinct.m[key]; ok {
-		e.distinct.mu.Unlock()
+	if d, ok := e.distinct.get(key); ok {
 		return d, nil
 	}
-	e.distinct.mu.Unlock()
 
 	// The columns to read, each once; a span-level one enumerates spans.
 	var colList []int
@@ -417,12 +414,7 @@ func (e *Engine) blockQueryValues(ctx context.Context, m *block.Meta, p *qTagPla
 	if err != nil {
 		return nil, err
 	}
-	e.distinct.mu.Lock()
-	if e.distinct.m == nil || len(e.distinct.m) >= maxDistinctEntries {
-		e.distinct.m = map[string]map[traceql.Static]bool{}
-	}
-	e.distinct.m[key] = out
-	e.distinct.mu.Unlock()
+	e.distinct.put(key, out)
 	return out, nil
 }
 

@@ -223,7 +223,7 @@ func DecodeTenantIndexPbZst(data []byte) (*TenantIndex, error) {
 // skipping unknown fields.
 func UnmarshalTenantIndexProto(b []byte) (*TenantIndex, error) {
 	ti := &TenantIndex{}
-	err := walkFields(b, func(num protowire.Number, typ protowire.Type, v []byte, x uint64) error {
+	err := WalkFields(b, func(num protowire.Number, typ protowire.Type, v []byte, x uint64) error {
 		switch num {
 		case tiCreatedAt:
 			t, err := parseTimestamp(v)
@@ -237,7 +237,7 @@ func UnmarshalTenantIndexProto(b []byte) (*TenantIndex, error) {
 			ti.Meta = append(ti.Meta, m)
 		case tiCompacted:
 			c := &CompactedMeta{}
-			err := walkFields(v, func(num protowire.Number, typ protowire.Type, v []byte, x uint64) error {
+			err := WalkFields(v, func(num protowire.Number, typ protowire.Type, v []byte, x uint64) error {
 				switch num {
 				case cbMeta:
 					m, err := parseBlockMeta(v)
@@ -265,9 +265,11 @@ func UnmarshalTenantIndexProto(b []byte) (*TenantIndex, error) {
 	return ti, nil
 }
 
-// walkFields calls fn for every field of a message: v holds the payload of
-// length-delimited fields, x the value of varint and fixed ones.
-func walkFields(b []byte, fn func(num protowire.Number, typ protowire.Type, v []byte, x uint64) error) error {
+// WalkFields calls fn for every field of a protobuf message: v holds the
+// payload of length-delimited fields, x the value of varint and fixed
+// ones. Hand-decoded messages (the tenant index here, Tempo's query
+// protocol in package query) share it.
+func WalkFields(b []byte, fn func(num protowire.Number, typ protowire.Type, v []byte, x uint64) error) error {
 	for len(b) > 0 {
 		num, typ, n := protowire.ConsumeTag(b)
 		if n < 0 {
@@ -303,7 +305,7 @@ func walkFields(b []byte, fn func(num protowire.Number, typ protowire.Type, v []
 
 func parseTimestamp(b []byte) (time.Time, error) {
 	var sec, nsec int64
-	err := walkFields(b, func(num protowire.Number, _ protowire.Type, _ []byte, x uint64) error {
+	err := WalkFields(b, func(num protowire.Number, _ protowire.Type, _ []byte, x uint64) error {
 		switch num {
 		case tsSeconds:
 			sec = int64(x)
@@ -317,7 +319,7 @@ func parseTimestamp(b []byte) (time.Time, error) {
 
 func parseBlockMeta(b []byte) (*Meta, error) {
 	m := &Meta{}
-	err := walkFields(b, func(num protowire.Number, _ protowire.Type, v []byte, x uint64) error {
+	err := WalkFields(b, func(num protowire.Number, _ protowire.Type, v []byte, x uint64) error {
 		var err error
 		switch num {
 		case bmFormat:
