@@ -152,6 +152,40 @@ func main() {
 		slices.Sort(lat)
 		fmt.Printf("tag values %-29s values %4d  p50 %8.1f ms  p99 %8.1f ms  (cold, first query of a new engine: %.1f ms)\n", tag, n, benchkit.Ms(lat[len(lat)/2]), benchkit.Ms(lat[len(lat)*99/100]), benchkit.Ms(cold))
 	}
+	// Tag names, as Grafana asks when Explore opens (v2, every scope).
+	{
+		req, err := search.ParseTagsRequest(url.Values{"limit": {"5000"}})
+		check(err)
+		fresh := search.NewEngine(b, search.Options{})
+		c0, t0 := benchkit.CPUTime(), time.Now()
+		resp, err := fresh.TagNames(ctx, "single-tenant", metas, nil, req)
+		check(err)
+		cold, coldCPU := time.Since(t0), benchkit.CPUTime()-c0
+		var lat []time.Duration
+		for i := 0; i < *runs*3; i++ {
+			t0 := time.Now()
+			_, err := fresh.TagNames(ctx, "single-tenant", metas, nil, req)
+			check(err)
+			lat = append(lat, time.Since(t0))
+		}
+		slices.Sort(lat)
+		n := 0
+		for _, sc := range resp.Scopes {
+			n += len(sc.Tags)
+		}
+		fmt.Printf("tag names (v2, all scopes)  names %4d  cold %8.1f ms (cpu %8.1f ms)  warm p50 %6.2f ms  p99 %6.2f ms\n",
+			n, benchkit.Ms(cold), benchkit.Ms(coldCPU), benchkit.Ms(lat[len(lat)/2]), benchkit.Ms(lat[len(lat)*99/100]))
+		if *generic {
+			c0, t0 := benchkit.CPUTime(), time.Now()
+			g, err := search.NewEngine(b, search.Options{Generic: true}).TagNames(ctx, "single-tenant", metas, nil, req)
+			check(err)
+			m := 0
+			for _, sc := range g.Scopes {
+				m += len(sc.Tags)
+			}
+			fmt.Printf("  the same on the OTLP path: names %d, %8.1f ms (cpu %8.1f ms)\n", m, benchkit.Ms(time.Since(t0)), benchkit.Ms(benchkit.CPUTime()-c0))
+		}
+	}
 	// Tag values narrowed by q, as Grafana's Search tab asks once a filter
 	// is picked: read span by span from columns (cold), then from the
 	// per-block cache (warm).

@@ -346,3 +346,51 @@ func TestTagValuesRootNamesFromHead(t *testing.T) {
 		}
 	}
 }
+
+// TestTagNamesFromColumnsMatchGeneric: tag names of vParquet4 blocks from
+// Key-column dictionaries and fixed/dedicated column statistics equal the
+// OTLP path's, for every scope, on Tempo's blocks and on tracectl's own
+// (whose dedicated columns hold http.route and others) with a head.
+func TestTagNamesFromColumnsMatchGeneric(t *testing.T) {
+	type bucket struct {
+		name  string
+		b     *storage.Bucket
+		metas []*block.Meta
+		head  HeadSource
+	}
+	var buckets []bucket
+	for _, f := range []string{"vparquet4", "vparquet4-compacted"} {
+		b, metas := openFixture(t, f)
+		buckets = append(buckets, bucket{f, b, metas, nil})
+	}
+	srv, b, metas, _ := liveServer(t)
+	buckets = append(buckets, bucket{"tracectl block + head", b, metas, srv}, bucket{"tracectl block", b, metas, nil})
+	for _, bk := range buckets {
+		fast, gen := NewEngine(bk.b, Options{}), NewEngine(bk.b, Options{Generic: true})
+		for _, scope := range []string{"", "resource", "span", "event", "link", "instrumentation", "intrinsic"} {
+			v := url.Values{}
+			if scope != "" {
+				v.Set("scope", scope)
+			}
+			req, err := ParseTagsRequest(v)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want, err := gen.TagNames(context.Background(), "single-tenant", bk.metas, bk.head, req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, run := range []string{"cold", "warm"} {
+				got, err := fast.TagNames(context.Background(), "single-tenant", bk.metas, bk.head, req)
+				if err != nil {
+					t.Fatal(err)
+				}
+				gj, _ := json.Marshal(got.V2())
+				wj, _ := json.Marshal(want.V2())
+				if string(gj) != string(wj) {
+					t.Errorf("%s scope %q (%s):\ncolumns %s\nOTLP    %s", bk.name, scope, run, gj, wj)
+				}
+			}
+		}
+	}
+}
