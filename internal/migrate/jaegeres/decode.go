@@ -63,12 +63,14 @@ func (d *Decoder) decode(src []byte, in *interner) (*model.Span, string, error) 
 	for field := it.ReadObject(); field != "" && err == nil; field = it.ReadObject() {
 		switch field {
 		case "traceID":
-			rawTrace, err = readString(it, field)
+			rawTrace, err = readID(it, field)
 			haveTrace = true
 		case "spanID":
-			rawSpan, err = readString(it, field)
+			rawSpan, err = readID(it, field)
 		case "parentSpanID":
-			rawParent, err = readStringOrNull(it, field)
+			if !it.ReadNil() {
+				rawParent, err = readID(it, field)
+			}
 		case "flags":
 			var f uint64
 			f, err = readUint(it, field)
@@ -272,9 +274,9 @@ func readRefs(it *jsoniter.Iterator) ([]model.SpanRef, error) {
 			case "refType":
 				typ, err = readString(it, "references.refType")
 			case "traceID":
-				rawT, err = readString(it, "references.traceID")
+				rawT, err = readID(it, "references.traceID")
 			case "spanID":
-				rawS, err = readString(it, "references.spanID")
+				rawS, err = readID(it, "references.spanID")
 			default:
 				it.Skip()
 			}

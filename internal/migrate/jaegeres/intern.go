@@ -1,6 +1,8 @@
 package jaegeres
 
 import (
+	"fmt"
+	"hash/maphash"
 	"slices"
 
 	"github.com/jaegertracing/jaeger/model"
@@ -12,7 +14,12 @@ import (
 // far fewer small allocations and the spans buffered for a block hold one
 // copy of each. One interner belongs to one goroutine (an export stream).
 type interner struct {
-	m map[string]string
+	// strs is a direct-mapped table: a string goes in the slot of its
+	// hash, replacing whatever was there. A lookup is one hash and one
+	// comparison; a Go map (the table before) spent as long again probing
+	// and, as the unique values of the spans (URLs, keys, messages) filled
+	// it, inserting and clearing.
+	strs [internSlots]string
 	// procs are the distinct processes seen, by service name: spans of
 	// one process share one *model.Process (read only once decoded).
 	procs map[string][]*model.Process
@@ -25,11 +32,14 @@ type interner struct {
 
 const (
 	internMaxLen     = 64   // longer strings are rarely repeated
-	internMaxEntries = 8192 // then the table starts over
+	internSlots      = 4096 // a power of 2
+	internMaxEntries = 8192 // processes kept, then the table starts over
 )
 
+var internSeed = maphash.MakeSeed()
+
 func newInterner() *interner {
-	return &interner{m: make(map[string]string, 1024), procs: map[string][]*model.Process{}}
+	return &interner{procs: map[string][]*model.Process{}}
 }
 
 // scratchProcess is the process a document is decoded into (nil without
@@ -89,19 +99,42 @@ func readStr(it *jsoniter.Iterator) string {
 	return in.get(b)
 }
 
-// get returns b as a string, shared when it was seen before.
+// get returns b as a string, shared when it was seen before (and not
+// displaced since by one with the same slot).
 func (in *interner) get(b []byte) string {
-	if s, ok := in.m[string(b)]; ok {
-		return s
+	if len(b) > internMaxLen {
+		return string(b)
+	}
+	slot := &in.strs[maphash.Bytes(internSeed, b)&(internSlots-1)]
+	if *slot == string(b) {
+		return *slot
 	}
 	s := string(b)
-	if len(b) <= internMaxLen {
-		if len(in.m) >= internMaxEntries {
-			clear(in.m)
-		}
-		in.m[s] = s
-	}
+	*slot = s
 	return s
+}
+
+// readID reads a JSON string the iterator is at, like readStr but without
+// sharing it: span and trace IDs are parsed at once and nearly all
+// distinct, so looking them up would only displace the strings that do
+// repeat.
+func readID(it *jsoniter.Iterator, field string) (string, error) {
+	if it.WhatIsNext() != jsoniter.StringValue {
+		return "", fmt.Errorf("%s: want a string", field)
+	}
+	in, ok := it.Attachment.(*interner)
+	if !ok {
+		return it.ReadString(), nil
+	}
+	b := it.ReadStringAsSlice()
+	for _, c := range b {
+		if c == '\\' || c < ' ' {
+			in.escaped = true
+			it.ReportError("readID", "string needs unescaping")
+			return "", nil
+		}
+	}
+	return string(b), nil
 }
 
 // decodeWith decodes like Decode, sharing strings through in (nil: none).
