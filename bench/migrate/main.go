@@ -237,6 +237,11 @@ func bench(n, days, runs, parallel, batch int) error {
 			return err
 		}
 		migs = append(migs, m)
+		if *skipRead {
+			fmt.Printf("run %d: migrate %d spans in %.1fs (%.0f/s, client %.1f CPU-s = %.0f spans per CPU-second, server %.1f CPU-s, peak RSS %.0f MB)\n",
+				i+1, m.spans, m.seconds, float64(m.spans)/m.seconds, m.cpu, float64(m.spans)/m.cpu, m.server, m.rssMB)
+			continue
+		}
 		fmt.Printf("run %d: read+decode %d spans in %.1fs (%.0f/s, client %.1f CPU-s, server %.1f CPU-s), migrate %d spans in %.1fs (%.0f/s, client %.1f CPU-s = %.0f spans per CPU-second, server %.1f CPU-s, peak RSS %.0f MB)\n",
 			i+1, r.spans, r.seconds, float64(r.spans)/r.seconds, r.cpu, r.server, m.spans, m.seconds, float64(m.spans)/m.seconds, m.cpu, float64(m.spans)/m.cpu, m.server, m.rssMB)
 	}
@@ -255,6 +260,11 @@ func bench(n, days, runs, parallel, batch int) error {
 	// reading over those of migrating. It depends far less on the other
 	// load of a shared machine than the wall-clock rates do.
 	cpuPerSpan := func(r result) float64 { return (r.cpu + r.server) / float64(max(r.spans, 1)) }
+	if *skipRead {
+		fmt.Printf("median: migrate %.0f spans/s, %.0f spans per migrator CPU-second, peak RSS %.0f MB\n",
+			mr, med(migs, func(r result) float64 { return float64(r.spans) / r.cpu }), med(migs, func(r result) float64 { return r.rssMB }))
+		return nil
+	}
 	fmt.Printf("median: read+decode %.0f spans/s (%.0f spans per reader CPU-second), migrate %.0f spans/s (%.2f× the read rate), %.0f spans per migrator CPU-second, CPU ratio (client+server) %.2f, peak RSS %.0f MB\n",
 		rr, med(reads, func(r result) float64 { return float64(r.spans) / r.cpu }), mr, mr/rr,
 		med(migs, func(r result) float64 { return float64(r.spans) / r.cpu }),
