@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -31,7 +32,12 @@ func init() {
 const off = "off"
 
 type serveOptions struct {
-	HTTPListen string
+	HTTPListen       string
+	HTTPTLSCert      string
+	HTTPTLSKey       string
+	HTTPAuthToken    string
+	HTTPAuthUser     string
+	HTTPAuthPassword string
 
 	OTLPGRPC, OTLPHTTP                      string
 	JaegerGRPC, JaegerThriftHTTP            string
@@ -112,6 +118,11 @@ With --multitenancy queries name their tenant in X-Scope-OrgID.
 	o.Compaction = addServeCompactionFlags(cmd)
 	f := cmd.Flags()
 	f.StringVar(&o.HTTPListen, "http-listen-address", "0.0.0.0:3100", "address of the HTTP API: /metrics, /ready, /api/... (env TRACECTL_HTTP_LISTEN_ADDRESS)")
+	f.StringVar(&o.HTTPTLSCert, "http-tls-cert-file", "", "serve the HTTP API (query API, /metrics) over TLS with this certificate (env TRACECTL_HTTP_TLS_CERT_FILE)")
+	f.StringVar(&o.HTTPTLSKey, "http-tls-key-file", "", "private key for --http-tls-cert-file (env TRACECTL_HTTP_TLS_KEY_FILE)")
+	f.StringVar(&o.HTTPAuthToken, "http-auth-token", "", "require this bearer token on the HTTP API, /ready excepted (env TRACECTL_HTTP_AUTH_TOKEN, better than the flag)")
+	f.StringVar(&o.HTTPAuthUser, "http-auth-user", "", "require basic auth with this user on the HTTP API, /ready excepted (env TRACECTL_HTTP_AUTH_USER)")
+	f.StringVar(&o.HTTPAuthPassword, "http-auth-password", "", "password for --http-auth-user (env TRACECTL_HTTP_AUTH_PASSWORD, better than the flag)")
 	f.StringVar(&o.OTLPGRPC, "otlp-grpc-endpoint", ingest.DefaultOTLPGRPCEndpoint, "OTLP gRPC receiver, or off (env TRACECTL_OTLP_GRPC_ENDPOINT)")
 	f.StringVar(&o.OTLPHTTP, "otlp-http-endpoint", ingest.DefaultOTLPHTTPEndpoint, "OTLP HTTP receiver, or off (env TRACECTL_OTLP_HTTP_ENDPOINT)")
 	f.StringVar(&o.JaegerGRPC, "jaeger-grpc-endpoint", ingest.DefaultJaegerGRPCEndpoint, "Jaeger gRPC receiver, or off (env TRACECTL_JAEGER_GRPC_ENDPOINT)")
@@ -307,7 +318,8 @@ func runServe(ctx context.Context, g *globalOptions, o *serveOptions) error {
 	defer qa.Close()
 	srv.Start()
 
-	api, err := startAPI(o.HTTPListen, reg, qa.Handler(), log)
+	api, err := startAPI(apiOptions{addr: o.HTTPListen, certFile: o.HTTPTLSCert, keyFile: o.HTTPTLSKey,
+		auth: query.Auth{BearerToken: o.HTTPAuthToken, BasicUser: o.HTTPAuthUser, BasicPW: o.HTTPAuthPassword}}, reg, qa.Handler(), log)
 	if err != nil {
 		_ = srv.Shutdown(context.Background())
 		return err
@@ -365,7 +377,28 @@ type apiServer struct {
 // also answers /ready, /api/echo and /api/status/buildinfo). No ServeMux
 // in front: it would redirect the //api/... paths Grafana sends when its
 // URL ends in a slash.
-func startAPI(addr string, reg *prometheus.Registry, queryAPI http.Handler, log *slog.Logger) (*apiServer, error) {
+// apiOptions are the HTTP port's address, TLS files and credentials.
+type apiOptions struct {
+	addr              string
+	certFile, keyFile string
+	auth              query.Auth
+}
+
+func startAPI(o apiOptions, reg *prometheus.Registry, queryAPI http.Handler, log *slog.Logger) (*apiServer, error) {
+	if (o.certFile == "") != (o.keyFile == "") {
+		return nil, usageError("--http-tls-cert-file and --http-tls-key-file go together")
+	}
+	if err := o.auth.Check(); err != nil {
+		return nil, usageError("--http-auth-user and --http-auth-password go together: %v", err)
+	}
+	var tlsConf *tls.Config
+	if o.certFile != "" {
+		cert, err := tls.LoadX509KeyPair(o.certFile, o.keyFile)
+		if err != nil {
+			return nil, usageError("loading the HTTP API's TLS certificate %s and key %s: %v", o.certFile, o.keyFile, err)
+		}
+		tlsConf = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	}
 	metrics := promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg})
 	mux := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/metrics" && r.Method == http.MethodGet {
@@ -374,20 +407,26 @@ func startAPI(addr string, reg *prometheus.Registry, queryAPI http.Handler, log 
 		}
 		queryAPI.ServeHTTP(w, r)
 	})
-	ln, err := net.Listen("tcp", addr)
+	ln, err := net.Listen("tcp", o.addr)
 	if err != nil {
-		return nil, fmt.Errorf("listening on %s for the HTTP API: %w; use --http-listen-address to pick another", addr, err)
+		return nil, fmt.Errorf("listening on %s for the HTTP API: %w; use --http-listen-address to pick another", o.addr, err)
 	}
 	s := &apiServer{
-		Server: &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: time.Minute,
-			WriteTimeout: 2 * time.Minute, IdleTimeout: 2 * time.Minute, MaxHeaderBytes: 1 << 20},
+		Server: &http.Server{Handler: query.RequireAuth(mux, o.auth), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: time.Minute,
+			WriteTimeout: 2 * time.Minute, IdleTimeout: 2 * time.Minute, MaxHeaderBytes: 1 << 20, TLSConfig: tlsConf},
 		addr: ln.Addr().String(),
 	}
-	// Grafana's streaming search is gRPC over cleartext HTTP/2 on this port.
+	// Grafana's streaming search is gRPC over HTTP/2 on this port: h2c on
+	// plain HTTP, h2 over TLS.
 	query.EnableH2C(s.Server)
-	log.Info("HTTP API listening", "address", s.addr)
+	log.Info("HTTP API listening", "address", s.addr, "tls", tlsConf != nil, "auth", o.auth.Enabled())
 	go func() {
-		if err := s.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		serve := s.Serve
+		if tlsConf != nil {
+			// ServeTLS offers h2 and http/1.1 by ALPN, as Protocols says.
+			serve = func(ln net.Listener) error { return s.ServeTLS(ln, "", "") }
+		}
+		if err := serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			log.Error("HTTP API stopped", "err", err)
 		}
 	}()

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
@@ -23,11 +24,16 @@ import (
 	"go.opentelemetry.io/collector/pdata/ptrace"
 	"go.opentelemetry.io/collector/pdata/ptrace/ptraceotlp"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
 
 	"github.com/tracectl/tracectl/internal/blocks"
 	"github.com/tracectl/tracectl/internal/blocks/block"
 	"github.com/tracectl/tracectl/internal/storage"
+	"github.com/tracectl/tracectl/internal/testfix"
 )
 
 // child is tracectl running as a separate process.
@@ -379,6 +385,76 @@ func TestServeQueryAPI(t *testing.T) {
 	}
 }
 
+// TestServeHTTPAPITLSAndAuth: with --http-tls-cert-file/--http-tls-key-file
+// and a bearer token from the environment, the HTTP port answers only over
+// TLS and only with the token (but /ready, for probes), Grafana's gRPC
+// streaming search works over h2 with the token as metadata, and the token
+// never reaches the log.
+func TestServeHTTPAPITLSAndAuth(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts tracectl processes")
+	}
+	const token = "tok-3b9f0e7a1c"
+	t.Setenv("TRACECTL_HTTP_AUTH_TOKEN", token)
+	certFile, keyFile, pool := testfix.SelfSigned(t)
+	dir := t.TempDir()
+	c := startTracectl(t, serveArgs("file://"+filepath.Join(dir, "bucket"), filepath.Join(dir, "wal"),
+		"--http-tls-cert-file", certFile, "--http-tls-key-file", keyFile, "--log-level", "debug")...)
+	defer func() {
+		_ = c.cmd.Process.Signal(syscall.SIGTERM)
+		c.wait(t, 30*time.Second)
+	}()
+	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+	get := func(url, authz string) (int, string) {
+		req, _ := http.NewRequest(http.MethodGet, url, nil)
+		if authz != "" {
+			req.Header.Set("Authorization", authz)
+		}
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatalf("GET %s: %v", url, err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	base := "https://" + c.http
+	if code, _ := get(base+"/ready", ""); code != 200 {
+		t.Errorf("/ready without credentials: %d, want 200 (probes send none)", code)
+	}
+	if code, body := get(base+"/api/echo", ""); code != 401 || !strings.Contains(body, "--http-auth-token") {
+		t.Errorf("/api/echo without the token: %d %q, want 401 naming the flag", code, body)
+	}
+	if code, _ := get(base+"/api/echo", "Bearer wrong"); code != 401 {
+		t.Errorf("/api/echo with a wrong token: %d, want 401", code)
+	}
+	if code, body := get(base+"/api/echo", "Bearer "+token); code != 200 || body != "echo" {
+		t.Errorf("/api/echo with the token: %d %q", code, body)
+	}
+	if code, _ := get(base+"/metrics", "Bearer "+token); code != 200 {
+		t.Errorf("/metrics with the token: %d", code)
+	}
+	if resp, err := http.Get("http://" + c.http + "/api/echo"); err == nil {
+		resp.Body.Close()
+		if resp.StatusCode == 200 {
+			t.Error("plain HTTP answered 200 on the TLS port")
+		}
+	}
+	// Streaming search over h2 with TLS: refused without the token,
+	// answered with it.
+	creds := credentials.NewTLS(&tls.Config{RootCAs: pool})
+	req := append([]byte{0x20, 5, 0x42, 2}, "{}"...)
+	if _, err := streamSearchWith(t, c.http, req, creds, ""); status.Code(err) != codes.Unauthenticated {
+		t.Errorf("streaming search without the token: %v, want Unauthenticated", err)
+	}
+	if _, err := streamSearchWith(t, c.http, req, creds, "Bearer "+token); err != nil {
+		t.Errorf("streaming search with the token: %v", err)
+	}
+	if strings.Contains(c.log(), token) {
+		t.Errorf("the token is in the log:\n%s", c.log())
+	}
+}
+
 // bytesCodec passes gRPC message bytes through.
 type bytesCodec struct{}
 
@@ -393,7 +469,18 @@ func (bytesCodec) Unmarshal(data []byte, v any) error {
 // returns the streamed messages joined.
 func streamSearch(t *testing.T, addr string, req []byte) []byte {
 	t.Helper()
-	conn, err := grpc.NewClient("passthrough:///"+addr, grpc.WithTransportCredentials(insecure.NewCredentials()),
+	all, err := streamSearchWith(t, addr, req, insecure.NewCredentials(), "")
+	if err != nil {
+		t.Fatalf("streaming search: %v", err)
+	}
+	return all
+}
+
+// streamSearchWith is streamSearch with transport credentials and an
+// authorization metadata value (none when empty).
+func streamSearchWith(t *testing.T, addr string, req []byte, creds credentials.TransportCredentials, authz string) ([]byte, error) {
+	t.Helper()
+	conn, err := grpc.NewClient("passthrough:///"+addr, grpc.WithTransportCredentials(creds),
 		grpc.WithDefaultCallOptions(grpc.ForceCodec(bytesCodec{})))
 	if err != nil {
 		t.Fatal(err)
@@ -401,21 +488,24 @@ func streamSearch(t *testing.T, addr string, req []byte) []byte {
 	defer conn.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
+	if authz != "" {
+		ctx = metadata.AppendToOutgoingContext(ctx, "authorization", authz)
+	}
 	st, err := conn.NewStream(ctx, &grpc.StreamDesc{ServerStreams: true}, "/tempopb.StreamingQuerier/Search")
 	if err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 	if err := st.SendMsg(&req); err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 	_ = st.CloseSend()
 	var all []byte
 	for {
 		var m []byte
 		if err := st.RecvMsg(&m); err == io.EOF {
-			return all
+			return all, nil
 		} else if err != nil {
-			t.Fatalf("streaming search: %v", err)
+			return all, err
 		}
 		all = append(all, m...)
 	}
