@@ -108,6 +108,28 @@ type Bucket struct {
 // use.
 type Hook func(ctx context.Context, op, key string) error
 
+// TornWrite, returned by a Hook for a write (Write or NewWriter), makes
+// the write store only the first Keep bytes of the object under its key,
+// as a store without atomic uploads, or a crash at the wrong moment, would
+// leave it, and then fail with Err (a *Error of Err's Kind, KindUnavailable
+// if it has none). A Keep at or past the object's length stores all of it
+// and still fails: a write that landed though the caller was told it did
+// not. For other operations it is an ordinary error. Fault tests use it.
+type TornWrite struct {
+	Keep int64
+	Err  error
+}
+
+func (t *TornWrite) Error() string {
+	msg := "injected fault"
+	if t.Err != nil {
+		msg = t.Err.Error()
+	}
+	return fmt.Sprintf("torn write (at most %d bytes stored): %s", t.Keep, msg)
+}
+
+func (t *TornWrite) Unwrap() error { return t.Err }
+
 // SetHook installs h (nil removes it).
 func (b *Bucket) SetHook(h Hook) {
 	if h == nil {
@@ -129,7 +151,8 @@ func (b *Bucket) before(ctx context.Context, op, key string) error {
 	}
 	if err := (*h)(ctx, op, key); err != nil {
 		var se *Error
-		if errors.As(err, &se) {
+		var tw *TornWrite
+		if !errors.As(err, &tw) && errors.As(err, &se) {
 			return err
 		}
 		kind := KindOf(err)
@@ -592,6 +615,12 @@ func (r *ReaderAt) ReadAt(p []byte, off int64) (int, error) {
 // Write stores data under key, replacing any object there.
 func (b *Bucket) Write(ctx context.Context, key string, data []byte) error {
 	if err := b.start(ctx, "write", key); err != nil {
+		if tw := tornWrite(err); tw != nil {
+			keep := min(max(tw.Keep, 0), int64(len(data)))
+			if uerr := b.b.Upload(ctx, key, bytes.NewReader(data[:keep]), b.sizedOpts(int(keep), false)); uerr != nil {
+				return b.wrap("write", key, uerr)
+			}
+		}
 		return err
 	}
 	// Upload, not WriteAll: gocloud's Azure writer panics when a streamed
@@ -643,6 +672,18 @@ type Writer struct {
 	err    error // the upload's result, set before done closes
 	n      int64
 	closed bool
+	// torn is the error of a write a hook tore (see TornWrite): the
+	// upload stores a prefix, every later Write and Close fail with it.
+	torn error
+}
+
+// tornWrite returns the TornWrite a hook put in err, if any.
+func tornWrite(err error) *TornWrite {
+	var tw *TornWrite
+	if errors.As(err, &tw) {
+		return tw
+	}
+	return nil
 }
 
 var errAborted = errors.New("write aborted")
@@ -650,18 +691,27 @@ var errAborted = errors.New("write aborted")
 // NewWriter starts writing key. Large objects are uploaded in parts
 // (multipart on S3, resumable chunks on GCS, staged blocks on Azure).
 func (b *Bucket) NewWriter(ctx context.Context, key string) (*Writer, error) {
+	var torn error
 	if err := b.start(ctx, "write", key); err != nil {
-		return nil, err
+		if tornWrite(err) == nil {
+			return nil, err
+		}
+		torn = err
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	pr, pw := io.Pipe()
-	w := &Writer{b: b, key: key, pw: pw, cancel: cancel, done: make(chan struct{})}
+	w := &Writer{b: b, key: key, pw: pw, cancel: cancel, done: make(chan struct{}), torn: torn}
+	var src io.Reader = pr
+	if tw := tornWrite(torn); tw != nil {
+		// The upload ends, and stores what it has, after Keep bytes.
+		src = io.LimitReader(pr, max(tw.Keep, 0))
+	}
 	// The upload reads from the pipe in its own goroutine (gocloud's
 	// one-shot upload path, see Write). When it ends early, closing the
 	// read side with its error makes pending and later Writes fail with it.
 	go func() {
 		defer close(w.done)
-		err := b.b.Upload(ctx, key, pr, writerOpts(false))
+		err := b.b.Upload(ctx, key, src, writerOpts(false))
 		w.err = err
 		if err == nil {
 			_ = pr.CloseWithError(errors.New("write already finished"))
@@ -679,6 +729,9 @@ func (w *Writer) Write(p []byte) (int, error) {
 	n, err := w.pw.Write(p)
 	w.n += int64(n)
 	if err != nil {
+		if w.torn != nil {
+			return n, w.torn
+		}
 		return n, w.b.wrap("write", w.key, err)
 	}
 	return n, nil
@@ -698,6 +751,9 @@ func (w *Writer) Close() error {
 	w.cancel()
 	if w.err != nil {
 		return w.b.wrap("write", w.key, w.err)
+	}
+	if w.torn != nil {
+		return w.torn
 	}
 	return nil
 }
