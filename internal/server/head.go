@@ -1,6 +1,7 @@
 package server
 
 import (
+	"github.com/google/uuid"
 	"sync"
 	"time"
 
@@ -98,6 +99,10 @@ type snapshot struct {
 	tenants map[string]*tenantHead
 	walSeg  uint64
 	bytes   int64
+	// blockIDs are the IDs of the blocks being written, per tenant, kept
+	// across failed attempts so a retry rewrites the same block (see
+	// writeSnapshot). Used by the flush goroutine only.
+	blockIDs map[string]uuid.UUID
 }
 
 // take empties the head and returns what it held.

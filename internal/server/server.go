@@ -21,6 +21,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.opentelemetry.io/collector/pdata/ptrace"
 	"go.opentelemetry.io/collector/pdata/ptrace/ptraceotlp"
@@ -531,32 +532,54 @@ func (s *Server) writeSnapshot(ctx context.Context, snap *snapshot) error {
 			ids = append(ids, id)
 		}
 		slices.SortFunc(ids, block.TraceID.Compare)
-		w, err := vparquet4.NewBlockWriter(ctx, s.cfg.Bucket, vparquet4.WriterConfig{
-			TenantID: t, DedicatedColumns: s.cfg.DedicatedColumns, ExpectedTraces: len(ids),
-		})
-		if err != nil {
-			return fmt.Errorf("starting a block for tenant %s: %w", t, err)
+		// A failed attempt is retried under the same block ID: its
+		// leftovers are overwritten rather than left behind, and a
+		// meta.json that was stored though its write reported failure
+		// (a lost response) makes the block stored, not written twice.
+		if snap.blockIDs == nil {
+			snap.blockIDs = map[string]uuid.UUID{}
 		}
-		var scratch []byte
-		for _, id := range ids {
-			// Decoded one trace at a time: only the block's rows are
-			// ever held as pdata.
-			td, sc, err := decodePieces(th.traces[id].pieces, scratch)
-			scratch = sc
-			if err == nil {
-				err = w.Add(id, td)
-			}
+		blockID, retry := snap.blockIDs[t]
+		var meta *block.Meta
+		compacted := false
+		if retry {
+			var err error
+			meta, compacted, err = s.storedEarlier(ctx, t, blockID, len(ids))
 			if err != nil {
-				w.Abort()
-				return fmt.Errorf("writing a block for tenant %s: %w", t, err)
+				return err
 			}
-		}
-		meta, err := w.Close()
-		if err != nil {
-			return fmt.Errorf("storing a block for tenant %s in %s: %w", t, s.cfg.Bucket, err)
+		} else {
+			blockID = uuid.New()
+			snap.blockIDs[t] = blockID
 		}
 		if meta == nil {
-			return fmt.Errorf("storing a block for tenant %s: the writer stored no block for %d traces", t, len(ids))
+			w, err := vparquet4.NewBlockWriter(ctx, s.cfg.Bucket, vparquet4.WriterConfig{
+				TenantID: t, BlockID: blockID, DedicatedColumns: s.cfg.DedicatedColumns, ExpectedTraces: len(ids),
+			})
+			if err != nil {
+				return fmt.Errorf("starting a block for tenant %s: %w", t, err)
+			}
+			var scratch []byte
+			for _, id := range ids {
+				// Decoded one trace at a time: only the block's rows are
+				// ever held as pdata.
+				td, sc, err := decodePieces(th.traces[id].pieces, scratch)
+				scratch = sc
+				if err == nil {
+					err = w.Add(id, td)
+				}
+				if err != nil {
+					w.Abort()
+					return fmt.Errorf("writing a block for tenant %s: %w", t, err)
+				}
+			}
+			meta, err = w.Close()
+			if err != nil {
+				return fmt.Errorf("storing a block for tenant %s in %s: %w", t, s.cfg.Bucket, err)
+			}
+			if meta == nil {
+				return fmt.Errorf("storing a block for tenant %s: the writer stored no block for %d traces", t, len(ids))
+			}
 		}
 		s.m.flushDuration.Observe(time.Since(start).Seconds())
 		s.m.blocksWritten.Inc()
@@ -565,7 +588,7 @@ func (s *Server) writeSnapshot(ctx context.Context, snap *snapshot) error {
 			"duration", time.Since(start).Round(time.Millisecond))
 		// Stored: readers find it in the bucket now. FindInHead reads the
 		// map under flushMu.
-		if s.cfg.OnBlockFlushed != nil {
+		if s.cfg.OnBlockFlushed != nil && !compacted {
 			s.cfg.OnBlockFlushed(t, meta)
 		}
 		s.flushMu.Lock()
@@ -573,6 +596,35 @@ func (s *Server) writeSnapshot(ctx context.Context, snap *snapshot) error {
 		s.flushMu.Unlock()
 	}
 	return nil
+}
+
+// storedEarlier tells whether an earlier, failed attempt stored block
+// blockID of tenant after all: its meta.json is there, whole, for the
+// same number of traces (or the block was compacted since). It returns
+// that meta, or nil when the block must be written (again).
+func (s *Server) storedEarlier(ctx context.Context, tenantID string, blockID uuid.UUID, traces int) (m *block.Meta, compacted bool, err error) {
+	m, err = block.ReadMeta(ctx, s.cfg.Bucket, tenantID, blockID)
+	switch {
+	case err == nil && m.BlockID == blockID && int(m.TotalObjects) == traces:
+		s.cfg.Logger.Info("a block whose storing reported failure was stored after all; not writing it again",
+			"tenant", tenantID, "block", blockID.String())
+		return m, false, nil
+	case err == nil || storage.KindOf(err) == storage.KindOther:
+		// Torn or foreign meta.json: the rewrite replaces it.
+		return nil, false, nil
+	case errors.Is(err, storage.ErrNotFound):
+		cm, cerr := block.ReadCompactedMeta(ctx, s.cfg.Bucket, tenantID, blockID)
+		if cerr == nil {
+			// Stored, and compacted away since: its traces are in the
+			// compacted block.
+			return &cm.Meta, true, nil
+		}
+		if errors.Is(cerr, storage.ErrNotFound) || storage.KindOf(cerr) == storage.KindOther {
+			return nil, false, nil
+		}
+		err = cerr
+	}
+	return nil, false, fmt.Errorf("checking whether block %s of tenant %s was stored by the failed attempt: %w", blockID, tenantID, err)
 }
 
 // Flush cuts the head and stores everything now, for shutdown and tests.
