@@ -201,7 +201,7 @@ func New(cfg Config) (*API, error) {
 	a := &API{
 		cfg:    cfg,
 		blooms: blocks.NewBloomCache(cfg.BloomCacheBytes),
-		engine: search.NewEngine(cfg.Bucket, search.Options{Concurrency: cfg.BlockConcurrency}),
+		engine: search.NewEngine(cfg.Bucket, search.Options{Concurrency: cfg.BlockConcurrency, SkipUnreadable: true, Logger: cfg.Logger}),
 		slots:  make(chan struct{}, cfg.MaxConcurrent),
 		m:      newMetrics(cfg.Registry),
 	}

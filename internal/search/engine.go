@@ -2,7 +2,9 @@ package search
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"log/slog"
 	"runtime"
 	"sort"
 	"sync"
@@ -28,6 +30,12 @@ type Options struct {
 	// Generic forces the slower path (whole rows converted to OTLP) for
 	// every block; tests compare both paths with it.
 	Generic bool
+	// SkipUnreadable makes Search skip a block that cannot be read (with a
+	// warning to Logger) and answer from the others, as trace by ID does;
+	// the search still fails when every block failed. Without it the
+	// first unreadable block fails the search.
+	SkipUnreadable bool
+	Logger         *slog.Logger
 }
 
 // Engine answers searches over one bucket. It is safe for concurrent use
@@ -44,6 +52,9 @@ type Engine struct {
 func NewEngine(b *storage.Bucket, opts Options) *Engine {
 	if opts.Concurrency <= 0 {
 		opts.Concurrency = max(2, runtime.NumCPU())
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
 	}
 	return &Engine{bucket: b, opts: opts, files: newFileCache(b, 256)}
 }
@@ -116,13 +127,16 @@ func inWindow(metas []*block.Meta, start, end time.Time) []*block.Meta {
 // (one tenant's live blocks; the engine prunes them by time). A trace with
 // parts in several blocks and the head is one result. Results are sorted
 // by start time, newest first, as Tempo's. A block that cannot be read
-// fails the search.
+// fails the search, or with Options.SkipUnreadable is skipped with a
+// warning (the search fails only when every block failed or its context
+// ended).
 func (e *Engine) Search(ctx context.Context, tenant string, metas []*block.Meta, head HeadSource, req Request) (*Response, error) {
 	if req.Query == nil {
 		return nil, reqErr("search: no query")
 	}
 	p := newPlan(req)
 	candidates := inWindow(metas, req.Start, req.End)
+	parent := ctx
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	col := &collector{limit: p.limit, traces: map[block.TraceID]*combined{}, stop: cancel}
@@ -146,9 +160,28 @@ func (e *Engine) Search(ctx context.Context, tenant string, metas []*block.Meta,
 	for _, m := range candidates {
 		totalBytes += m.Size
 	}
+	var skipMu sync.Mutex
+	var skipped []error
 	err := e.runJobs(ctx, candidates, func(ctx context.Context, m *block.Meta) error {
-		return e.searchBlock(ctx, m, p, col, st)
+		err := e.searchBlock(ctx, m, p, col, st)
+		if err == nil || ctx.Err() != nil || !e.opts.SkipUnreadable {
+			return err
+		}
+		e.opts.Logger.Warn("block skipped in search: it cannot be read", "tenant", tenant, "block", m.BlockID.String(), "err", err)
+		skipMu.Lock()
+		skipped = append(skipped, fmt.Errorf("block %s/%s: %w", tenant, m.BlockID, err))
+		skipMu.Unlock()
+		return nil
 	}, st)
+	if err == nil && len(skipped) > 0 && len(skipped) == len(candidates) {
+		err = fmt.Errorf("every block searched failed: %w", errors.Join(skipped...))
+	}
+	if err == nil && parent.Err() != nil {
+		// The jobs stopped because the query's context ended (a timeout,
+		// the client gone), not because enough traces matched: runJobs
+		// does not report that, and an answer now would be silently short.
+		err = parent.Err()
+	}
 	if err != nil && !col.full() {
 		return nil, err
 	}
