@@ -286,6 +286,7 @@ func TestTornBlockWritesAreRetried(t *testing.T) {
 			b := open(t, "mem://")
 			in := faulty.Install(b)
 			tear := in.Add(&faulty.Rule{Ops: []string{faulty.Write}, Keys: tc.keys, Torn: true, Keep: tc.keep, Times: 2})
+			dataWrites := in.Add(&faulty.Rule{Ops: []string{faulty.Write}, Keys: "*/" + block.DataName, Pass: true})
 			s := newServer(t, Config{Bucket: b, WALDir: t.TempDir(), Registry: prometheus.NewRegistry(),
 				MaxBlockBytes: 60_000, FlushCheckInterval: 5 * time.Millisecond,
 				FlushRetryMin: 5 * time.Millisecond, FlushRetryMax: 10 * time.Millisecond})
@@ -360,6 +361,9 @@ func TestTornBlockWritesAreRetried(t *testing.T) {
 			}
 			checkAccepted(t, b, block.DefaultTenant, accepted)
 			l, _ := blocks.List(context.Background(), b, block.DefaultTenant, blocks.ListOptions{})
+			if tc.name == "meta.json landed" && dataWrites.Fired() != len(l.Blocks) {
+				t.Errorf("%d writes of data.parquet for %d blocks: a block whose meta.json landed was written again", dataWrites.Fired(), len(l.Blocks))
+			}
 			if l.Incomplete != 0 {
 				t.Errorf("%d incomplete blocks left behind: a retry must rewrite the failed block, not start another", l.Incomplete)
 			}
