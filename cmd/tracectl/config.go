@@ -110,6 +110,20 @@ func loadConfig(cmd *cobra.Command, g *globalOptions) (*config, error) {
 // fileValue looks a flag up in the config file, under its own name with
 // dashes or underscores. Maps (like Tempo's storage section) are not flag
 // values and are skipped here.
+// origin says where the value of flag name came from, for messages about
+// a bad value: "flag --tenant", "env TRACECTL_TENANT", "config file F,
+// key tenant" or "default".
+func (c *config) origin(name string) string {
+	src := c.sources[name]
+	if file, ok := strings.CutPrefix(src, "file "); ok {
+		return "config file " + file + ", key " + name
+	}
+	if src == "" {
+		return "flag --" + name
+	}
+	return src
+}
+
 func (c *config) fileValue(name string) (any, bool) {
 	for _, k := range []string{name, strings.ReplaceAll(name, "-", "_")} {
 		if c.v.InConfig(k) {

@@ -125,13 +125,13 @@ tracectl reads any Tempo bucket.
 			}
 			g.cfg = cfg
 			if err := tenant.Validate(g.Tenant); err != nil {
-				return &exitErr{code: exitUsage, err: fmt.Errorf("--tenant: %w", err)}
+				return &exitErr{code: exitUsage, err: fmt.Errorf("tenant (%s): %w", cfg.origin("tenant"), err)}
 			}
 			switch iostreams.ColorMode(g.Color) {
 			case iostreams.ColorAuto, iostreams.ColorAlways, iostreams.ColorNever:
 				io.SetColorMode(iostreams.ColorMode(g.Color))
 			default:
-				return usageError("--color must be auto, always or never, not %q", g.Color)
+				return usageError("color (%s) must be auto, always or never, not %q", cfg.origin("color"), g.Color)
 			}
 			if g.Quiet && g.Verbose {
 				return usageError("--quiet and --verbose cannot be used together")

@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 
 	"github.com/apache/thrift/lib/go/thrift"
@@ -14,6 +15,9 @@ import (
 	"github.com/open-telemetry/opentelemetry-collector-contrib/pkg/translator/zipkin/zipkinv2"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.opentelemetry.io/collector/pdata/ptrace"
+	"go.opentelemetry.io/collector/pdata/ptrace/ptraceotlp"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 )
 
 // The fuzz targets feed outside input to each decoder: none may panic or
@@ -100,6 +104,92 @@ func FuzzReadBody(f *testing.F) {
 		got, re := h.readBody(httptest.NewRecorder(), req)
 		if re == nil && len(got) > limit {
 			t.Fatalf("readBody returned %d bytes over a limit of %d", len(got), limit)
+		}
+	})
+}
+
+// FuzzOTLPHTTP drives the OTLP/HTTP handler with any body, as protobuf and
+// as JSON: it answers 200 (spans handed on, as many as the body decodes to
+// with valid IDs), 400 (malformed, with a message naming the protocol) or
+// 413, and never panics.
+func FuzzOTLPHTTP(f *testing.F) {
+	td := otlpTraces("fuzz")
+	pb, err := ptraceotlp.NewExportRequestFromTraces(td).MarshalProto()
+	if err != nil {
+		f.Fatal(err)
+	}
+	js, err := ptraceotlp.NewExportRequestFromTraces(td).MarshalJSON()
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(pb, false)
+	f.Add(js, true)
+	f.Add(garbage, false)
+	f.Add([]byte(`{"resourceSpans":[{"scopeSpans":[{"spans":[{"traceId":"zz"}]}]}]}`), true)
+	var got int
+	r, err := NewOTLPHTTP(Config{Endpoint: loopback, MaxRequestBytes: 1 << 20},
+		ConsumerFunc(func(_ context.Context, _ string, td ptrace.Traces) error { got += td.SpanCount(); return nil }), nil, prometheus.NewRegistry())
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Fuzz(func(t *testing.T, body []byte, json bool) {
+		ct := otlpProto
+		if json {
+			ct = otlpJSON
+		}
+		got = 0
+		req := httptest.NewRequest(http.MethodPost, "/v1/traces", bytesReader(body))
+		req.Header.Set("Content-Type", ct)
+		w := httptest.NewRecorder()
+		r.handle(w, req)
+		switch w.Code {
+		case http.StatusOK:
+			exp := ptraceotlp.NewExportRequest()
+			if json {
+				err = exp.UnmarshalJSON(body)
+			} else {
+				err = exp.UnmarshalProto(body)
+			}
+			if err != nil {
+				t.Fatalf("200 for a body that does not decode: %v", err)
+			}
+			if want := exp.Traces().SpanCount(); got > want {
+				t.Fatalf("%d spans handed on, the body holds %d", got, want)
+			}
+		case http.StatusBadRequest:
+			if !strings.Contains(w.Body.String(), "otlp") {
+				t.Fatalf("400 without naming the protocol: %q", w.Body.String())
+			}
+		case http.StatusRequestEntityTooLarge:
+		default:
+			t.Fatalf("status %d for a fuzzed body", w.Code)
+		}
+	})
+}
+
+// FuzzOTLPGRPC feeds any Export body to the OTLP/gRPC handler: an answer
+// or an InvalidArgument status, never a panic.
+func FuzzOTLPGRPC(f *testing.F) {
+	pb, err := ptraceotlp.NewExportRequestFromTraces(otlpTraces("fuzz")).MarshalProto()
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(pb)
+	f.Add(garbage)
+	r, err := NewOTLPGRPC(Config{Endpoint: loopback}, ConsumerFunc(func(context.Context, string, ptrace.Traces) error { return nil }), nil, prometheus.NewRegistry())
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		resp, err := r.handle(context.Background(), body)
+		if err != nil {
+			if st, _ := status.FromError(err); st.Code() != codes.InvalidArgument {
+				t.Fatalf("error %v for a fuzzed body, want InvalidArgument", err)
+			}
+			return
+		}
+		if ptraceotlp.NewExportResponse().UnmarshalProto(resp) != nil {
+			t.Fatalf("the answer does not decode: % x", resp)
 		}
 	})
 }

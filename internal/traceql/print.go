@@ -79,6 +79,10 @@ func (a *Attribute) String() string {
 	case ScopeResource:
 		return "resource." + quoteName(a.Name)
 	}
+	if a.Name != "" && a.Name[0] >= '0' && a.Name[0] <= '9' {
+		// `.0` would read as a number.
+		return "." + strconv.Quote(a.Name)
+	}
 	return "." + quoteName(a.Name)
 }
 
