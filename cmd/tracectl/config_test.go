@@ -126,9 +126,11 @@ func TestConfigErrors(t *testing.T) {
 		{name: "bad bool in env", env: map[string]string{"TRACECTL_QUIET": "maybe"}, wantCode: exitUsage, wantErr: "TRACECTL_QUIET"},
 		{name: "unknown backend", file: "storage: {trace: {backend: ftp}}\n", wantCode: exitUsage, wantErr: `"ftp" is not supported`},
 		{name: "s3 without bucket", file: "storage: {trace: {backend: s3, s3: {region: x}}}\n", wantCode: exitUsage, wantErr: "storage.trace.s3.bucket is empty"},
-		{name: "traversal tenant from config", file: "tenant: ../../etc\n", wantCode: exitUsage, wantErr: "'/'"},
-		{name: "traversal tenant from env", env: map[string]string{"TRACECTL_TENANT": ".."}, wantCode: exitUsage, wantErr: "would name a directory"},
+		{name: "traversal tenant from config", file: "tenant: ../../etc\n", wantCode: exitUsage, wantErr: "config.yaml, key tenant): tenant ID \"../../etc\" has the character '/'"},
+		{name: "traversal tenant from env", env: map[string]string{"TRACECTL_TENANT": ".."}, wantCode: exitUsage, wantErr: "(env TRACECTL_TENANT): tenant ID \"..\" is not allowed: it would name a directory"},
+		{name: "traversal tenant from flag", args: []string{"--tenant", "a/../../b"}, wantCode: exitUsage, wantErr: "(flag --tenant)"},
 		{name: "bad color", args: []string{"--color", "sometimes"}, wantCode: exitUsage, wantErr: "auto, always or never"},
+		{name: "bad color from config", file: "color: sometimes\n", wantCode: exitUsage, wantErr: "color (config file "},
 		{name: "bad output", args: []string{"-o", "yaml"}, wantCode: exitUsage, wantErr: "table or json"},
 	}
 	for _, tt := range tests {
