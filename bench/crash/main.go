@@ -1,0 +1,723 @@
+// Command crash is a kill -9 harness for `tracectl serve`: it runs serve
+// under sustained load from several protocols at once (OTLP gRPC, OTLP HTTP,
+// Jaeger gRPC, Zipkin JSON), kills it with SIGKILL at a random moment,
+// restarts it on the same WAL and bucket, and after -trials kills stops it
+// cleanly and reads the whole bucket back to check that every acknowledged
+// span is there exactly once. See README.md.
+//
+//	go run ./bench/crash -trials 50
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"go.opentelemetry.io/collector/pdata/ptrace"
+
+	"github.com/tracectl/tracectl/internal/blocks"
+	"github.com/tracectl/tracectl/internal/blocks/block"
+	"github.com/tracectl/tracectl/internal/blocks/compact"
+	"github.com/tracectl/tracectl/internal/blocks/vparquet4"
+	"github.com/tracectl/tracectl/internal/storage"
+)
+
+type options struct {
+	Trials           int
+	Seed             uint64
+	MinDelay         time.Duration
+	MaxDelay         time.Duration
+	Rate             float64
+	Workers          int
+	MaxBlockDuration time.Duration
+	TraceIdlePeriod  time.Duration
+	Timeout          time.Duration
+	FindCheck        int
+	Dir              string
+	Keep             bool
+	Out              string
+	Tracectl         string
+	Deadline         time.Duration
+}
+
+func main() {
+	os.Exit(run())
+}
+
+func run() int {
+	o := &options{}
+	flag.IntVar(&o.Trials, "trials", 50, "kills: serve is started, loaded and killed with SIGKILL this many times")
+	flag.Uint64Var(&o.Seed, "seed", 0, "random seed for kill delays and load content (0: from the clock; printed)")
+	flag.DurationVar(&o.MinDelay, "min-delay", 200*time.Millisecond, "shortest time from ready to SIGKILL")
+	flag.DurationVar(&o.MaxDelay, "max-delay", 3*time.Second, "longest time from ready to SIGKILL")
+	flag.Float64Var(&o.Rate, "rate", 40, "requests per second per worker")
+	flag.IntVar(&o.Workers, "workers", 2, "load workers per protocol")
+	flag.DurationVar(&o.MaxBlockDuration, "max-block-duration", time.Second, "serve --max-block-duration (short, so kills land during flushes)")
+	flag.DurationVar(&o.TraceIdlePeriod, "trace-idle-period", 300*time.Millisecond, "serve --trace-idle-period")
+	flag.DurationVar(&o.Timeout, "request-timeout", 5*time.Second, "client timeout of one request (a timed-out request is not acknowledged)")
+	flag.IntVar(&o.FindCheck, "find-check", 2000, "acknowledged traces also looked up with blocks.FindTrace (bloom + trace-by-ID path) and compared")
+	flag.StringVar(&o.Dir, "dir", "", "work directory for the WAL, bucket and serve log (default: a new temporary directory)")
+	flag.BoolVar(&o.Keep, "keep", false, "keep the work directory (it is always kept when a figure misses)")
+	flag.StringVar(&o.Out, "out", "", "summary JSON path (default bench/crash/results/<time>.json)")
+	flag.StringVar(&o.Tracectl, "tracectl", "", "use this tracectl binary instead of building ./cmd/tracectl")
+	flag.DurationVar(&o.Deadline, "deadline", 0, "stop starting trials after this long (0: none); the run still verifies")
+	flag.Parse()
+	if o.Trials < 1 || o.MinDelay <= 0 || o.MaxDelay < o.MinDelay || o.Rate <= 0 || o.Workers < 1 {
+		fmt.Fprintln(os.Stderr, "crash: bad flags: need -trials ≥ 1, 0 < -min-delay ≤ -max-delay, -rate > 0, -workers ≥ 1")
+		return 1
+	}
+	if err := harness(o); err != nil {
+		fmt.Fprintln(os.Stderr, "crash: harness failure:", err)
+		return 1
+	}
+	return 0
+}
+
+func logf(format string, args ...any) {
+	fmt.Fprintf(os.Stderr, "%s "+format+"\n", append([]any{time.Now().Format("15:04:05.000")}, args...)...)
+}
+
+// trialRecord is one trial of the summary.
+type trialRecord struct {
+	Trial         int            `json:"trial"`
+	ReadyMs       int64          `json:"ready_ms"`      // start to "ready" (includes WAL replay)
+	KillAfterMs   int64          `json:"kill_after_ms"` // ready to SIGKILL
+	RequestsSent  map[string]int `json:"requests_sent"`
+	RequestsAcked map[string]int `json:"requests_acked"`
+	// StoredMs are the moments (ms after ready) serve logged "block stored"
+	// before it was killed.
+	StoredMs      []int64 `json:"block_stored_ms"`
+	BlocksAfter   int     `json:"blocks_after"`     // blocks with meta.json after the kill
+	IncompleteDir int     `json:"incomplete_after"` // block directories without meta.json after the kill
+}
+
+type summary struct {
+	Started     time.Time      `json:"started"`
+	WallSeconds float64        `json:"wall_seconds"`
+	Commit      string         `json:"commit"`
+	Dirty       bool           `json:"dirty"`
+	Seed        uint64         `json:"seed"`
+	Options     map[string]any `json:"options"`
+	ServeArgs   []string       `json:"serve_args"`
+	Trials      int            `json:"trials"`
+	Kills       int            `json:"kills"`
+	CleanStop   bool           `json:"clean_stop"`
+	CleanStopMs int64          `json:"clean_stop_ms"`
+
+	Judged string `json:"judged"`
+	tally
+	PerProtocol map[string]*protoFigures `json:"per_protocol"`
+
+	Blocks           int      `json:"blocks"`
+	IncompleteBlocks int      `json:"incomplete_blocks"` // directories without meta.json (left by kills; readers ignore them)
+	Unreadable       int      `json:"unreadable_blocks"`
+	UnreadableWhy    []string `json:"unreadable_why,omitempty"`
+	VerifyProblems   []string `json:"verify_problems,omitempty"` // compact.Verify (blocks verify) findings
+	FindChecked      int      `json:"find_checked"`
+	FindMismatches   int      `json:"find_mismatches"`
+	FindMismatchWhy  []string `json:"find_mismatch_why,omitempty"`
+
+	LostSpans    []spanReport      `json:"lost_spans,omitempty"` // first 50
+	DupSpans     []spanReport      `json:"duplicated_spans,omitempty"`
+	UnknownSpans []string          `json:"unknown_spans,omitempty"`
+	SendErrors   map[string]int    `json:"send_errors"`
+	TrialLog     []trialRecord     `json:"trial_log"`
+	Verdicts     map[string]string `json:"verdicts"`
+	WorkDir      string            `json:"work_dir,omitempty"`
+}
+
+type protoFigures struct {
+	Acked     int `json:"acked_spans"`
+	Lost      int `json:"lost"`
+	Dup       int `json:"duplicated"`
+	NotAcked  int `json:"not_acked_spans"`
+	NotAckedF int `json:"not_acked_found"`
+}
+
+type spanReport struct {
+	Span string `json:"span"` // trace ID / span ID
+	spanOrigin
+	KillAfterMs int64 `json:"trial_kill_after_ms"`
+	Returned    int   `json:"returned"`
+	Stored      int   `json:"stored"`
+}
+
+func harness(o *options) error {
+	started := time.Now()
+	root, err := moduleRoot()
+	if err != nil {
+		return err
+	}
+	if o.Seed == 0 {
+		o.Seed = uint64(started.UnixNano())
+	}
+	rng := rand.New(rand.NewPCG(o.Seed, 0xc7a5))
+	runID := rng.Uint64()
+
+	if o.Tracectl == "" {
+		dir, err := os.MkdirTemp("", "bench-crash-bin-")
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(dir)
+		o.Tracectl = filepath.Join(dir, "tracectl")
+		logf("building tracectl ...")
+		cmd := exec.Command("go", "build", "-o", o.Tracectl, "./cmd/tracectl")
+		cmd.Dir = root
+		if out, err := cmd.CombinedOutput(); err != nil {
+			return fmt.Errorf("go build ./cmd/tracectl: %v\n%s", err, out)
+		}
+	}
+	work := o.Dir
+	if work == "" {
+		if work, err = os.MkdirTemp("", "bench-crash-"); err != nil {
+			return err
+		}
+	} else if err := os.MkdirAll(work, 0o755); err != nil {
+		return err
+	}
+	bucketDir, walDir := filepath.Join(work, "bucket"), filepath.Join(work, "wal")
+	for _, d := range []string{bucketDir, walDir} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return err
+		}
+	}
+	bucket := "file://" + bucketDir
+	logFile, err := os.Create(filepath.Join(work, "serve.log"))
+	if err != nil {
+		return err
+	}
+	defer logFile.Close()
+	args := serveArgs(bucket, walDir, o)
+	logf("seed %d, work directory %s, serve %s", o.Seed, work, strings.Join(args, " "))
+
+	s := &summary{Started: started.UTC(), Seed: o.Seed, ServeArgs: args, SendErrors: map[string]int{},
+		Options: map[string]any{"trials": o.Trials, "min_delay": o.MinDelay.String(), "max_delay": o.MaxDelay.String(),
+			"rate_per_worker": o.Rate, "workers_per_protocol": o.Workers, "protocols": protocols,
+			"request_timeout": o.Timeout.String(), "find_check": o.FindCheck}}
+	s.Commit, s.Dirty = gitState(root)
+	rec := newRecorder()
+
+	for trial := 0; trial < o.Trials; trial++ {
+		if o.Deadline > 0 && time.Since(started) > o.Deadline {
+			logf("-deadline %s reached after %d trials", o.Deadline, trial)
+			break
+		}
+		tr, err := runTrial(o, args, logFile, rec, runID, trial, rng)
+		if err != nil {
+			return fmt.Errorf("trial %d: %w (work directory %s kept)", trial, err, work)
+		}
+		tr.BlocksAfter, tr.IncompleteDir = countBlockDirs(bucketDir)
+		s.TrialLog = append(s.TrialLog, *tr)
+		s.Trials++
+		s.Kills++
+		acked := 0
+		for _, n := range tr.RequestsAcked {
+			acked += n
+		}
+		logf("trial %d: ready in %dms, SIGKILL after %dms, %d requests acknowledged, blocks stored at %v ms; bucket: %d blocks, %d incomplete",
+			trial, tr.ReadyMs, tr.KillAfterMs, acked, tr.StoredMs, tr.BlocksAfter, tr.IncompleteDir)
+	}
+
+	// Restart on the same WAL and stop cleanly: everything is stored.
+	logf("final start, then SIGTERM ...")
+	c, err := startServe(o.Tracectl, args, logFile, "final")
+	if err != nil {
+		return fmt.Errorf("final start: %w (work directory %s kept)", err, work)
+	}
+	t0 := time.Now()
+	if err := c.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		return err
+	}
+	select {
+	case err := <-c.exited:
+		s.CleanStop = err == nil
+		if err != nil {
+			logf("clean stop: serve exited with %v", err)
+		}
+	case <-time.After(3 * time.Minute):
+		c.cmd.Process.Kill()
+		<-c.exited
+		logf("clean stop: serve did not exit within 3m; killed")
+	}
+	s.CleanStopMs = time.Since(t0).Milliseconds()
+
+	logf("reading the bucket back ...")
+	if err := verify(context.Background(), bucket, o, rec, s); err != nil {
+		return fmt.Errorf("verify: %w (work directory %s kept)", err, work)
+	}
+	s.WallSeconds = float64(time.Since(started).Milliseconds()) / 1000
+	for k, n := range rec.errs {
+		s.SendErrors[k] = n
+	}
+
+	s.Judged = "per (trace ID, span ID) as a reader returns them: each block's rows converted as readers do (repeats of a span ID+kind within a trace dropped), then the parts of a trace across blocks merged with blocks.Combine, as blocks.FindTrace does; raw stored copies are reported (raw_duplicated) but not judged"
+	s.Verdicts = map[string]string{
+		"lost == 0":              passMiss(s.Lost == 0),
+		"duplicated == 0":        passMiss(s.Duplicated == 0),
+		"unknown == 0":           passMiss(s.Unknown == 0),
+		"unreadable blocks == 0": passMiss(s.Unreadable == 0 && len(s.VerifyProblems) == 0),
+		"clean stop":             passMiss(s.CleanStop),
+		"find-trace agrees":      passMiss(s.FindMismatches == 0),
+		"load ran (acked > 0 every protocol)": passMiss(func() bool {
+			for _, p := range protocols {
+				if s.PerProtocol[p] == nil || s.PerProtocol[p].Acked == 0 {
+					return false
+				}
+			}
+			return true
+		}()),
+	}
+	allPass := true
+	for _, v := range s.Verdicts {
+		allPass = allPass && v == "PASS"
+	}
+	if o.Keep || !allPass {
+		s.WorkDir = work
+	} else {
+		os.RemoveAll(work)
+	}
+
+	out := o.Out
+	if out == "" {
+		out = filepath.Join(root, "bench", "crash", "results", started.UTC().Format("20060102T150405Z")+".json")
+	}
+	if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
+		return err
+	}
+	b, err := json.MarshalIndent(s, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(out, append(b, '\n'), 0o644); err != nil {
+		return err
+	}
+	printSummary(s)
+	fmt.Printf("summary written to %s\n", out)
+	return nil
+}
+
+func serveArgs(bucket, walDir string, o *options) []string {
+	return []string{"serve", "--storage", bucket, "--wal-dir", walDir, "--log-format", "json",
+		"--http-listen-address", "127.0.0.1:0",
+		"--otlp-grpc-endpoint", "127.0.0.1:0", "--otlp-http-endpoint", "127.0.0.1:0",
+		"--jaeger-grpc-endpoint", "127.0.0.1:0", "--zipkin-endpoint", "127.0.0.1:0",
+		"--jaeger-thrift-http-endpoint", "off", "--jaeger-thrift-compact-endpoint", "off", "--jaeger-thrift-binary-endpoint", "off",
+		"--ingestion-rate-bytes", "-1",
+		"--max-block-duration", o.MaxBlockDuration.String(), "--trace-idle-period", o.TraceIdlePeriod.String()}
+}
+
+// serveProc is one serve child.
+type serveProc struct {
+	cmd    *exec.Cmd
+	addrs  map[string]string
+	exited chan error
+
+	mu     sync.Mutex
+	stored []time.Time // when it logged "block stored"
+}
+
+// startServe starts serve and waits until it logs that it is ready; its log
+// lines go to logFile, prefixed with tag.
+func startServe(bin string, args []string, logFile *os.File, tag string) (*serveProc, error) {
+	cmd := exec.Command(bin, args...)
+	cmd.Env = append(os.Environ(), "XDG_CONFIG_HOME="+filepath.Join(filepath.Dir(logFile.Name()), "xdg"))
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		return nil, err
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	p := &serveProc{cmd: cmd, addrs: map[string]string{}, exited: make(chan error, 1)}
+	ready := make(chan map[string]string, 1)
+	var logMu sync.Mutex
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		sc.Buffer(nil, 1<<20)
+		addrs := map[string]string{}
+		sent := false
+		for sc.Scan() {
+			line := sc.Bytes()
+			logMu.Lock()
+			fmt.Fprintf(logFile, "[%s] %s\n", tag, line)
+			logMu.Unlock()
+			if sent {
+				if strings.Contains(string(line), `"msg":"block stored"`) {
+					p.mu.Lock()
+					p.stored = append(p.stored, time.Now())
+					p.mu.Unlock()
+				}
+				continue
+			}
+			var rec map[string]any
+			if json.Unmarshal(line, &rec) != nil {
+				continue
+			}
+			if rec["msg"] == "receiver listening" {
+				addrs[fmt.Sprint(rec["protocol"])] = fmt.Sprint(rec["addr"])
+			}
+			if rec["msg"] == "tracectl serve ready" {
+				ready <- addrs
+				sent = true
+			}
+		}
+		p.exited <- cmd.Wait()
+	}()
+	select {
+	case p.addrs = <-ready:
+		return p, nil
+	case err := <-p.exited:
+		return nil, fmt.Errorf("serve exited before it was ready: %v (see serve.log, [%s])", err, tag)
+	case <-time.After(90 * time.Second):
+		cmd.Process.Kill()
+		<-p.exited
+		return nil, fmt.Errorf("serve not ready after 90s (see serve.log, [%s])", tag)
+	}
+}
+
+func runTrial(o *options, args []string, logFile *os.File, rec *recorder, runID uint64, trial int, rng *rand.Rand) (*trialRecord, error) {
+	delay := o.MinDelay + time.Duration(rng.Int64N(int64(o.MaxDelay-o.MinDelay)+1))
+	t0 := time.Now()
+	c, err := startServe(o.Tracectl, args, logFile, fmt.Sprintf("trial %d", trial))
+	if err != nil {
+		return nil, err
+	}
+	ready := time.Now()
+	tr := &trialRecord{Trial: trial, ReadyMs: ready.Sub(t0).Milliseconds(), RequestsSent: map[string]int{}, RequestsAcked: map[string]int{}}
+	l := &trialLoad{run: runID, trial: trial, ready: ready, rate: o.Rate, timeout: o.Timeout, rec: rec,
+		seed: o.Seed, sent: tr.RequestsSent, acked: tr.RequestsAcked}
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	var senders []sender
+	for pi, proto := range protocols {
+		addr := c.addrs[proto]
+		if addr == "" {
+			c.cmd.Process.Kill()
+			<-c.exited
+			return nil, fmt.Errorf("serve did not log a %s receiver", proto)
+		}
+		for w := 0; w < o.Workers; w++ {
+			s, err := newSender(proto, addr)
+			if err != nil {
+				c.cmd.Process.Kill()
+				<-c.exited
+				return nil, err
+			}
+			senders = append(senders, s)
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				l.worker(proto, s, pi*o.Workers+w, stop)
+			}()
+		}
+	}
+	time.Sleep(time.Until(ready.Add(delay)))
+	tr.KillAfterMs = time.Since(ready).Milliseconds()
+	if err := c.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		return nil, err
+	}
+	select {
+	case <-c.exited:
+	case <-time.After(30 * time.Second):
+		return nil, errors.New("serve did not exit 30s after SIGKILL")
+	}
+	c.mu.Lock()
+	for _, at := range c.stored {
+		tr.StoredMs = append(tr.StoredMs, at.Sub(ready).Milliseconds())
+	}
+	c.mu.Unlock()
+	close(stop)
+	wg.Wait()
+	for _, s := range senders {
+		s.close()
+	}
+	return tr, nil
+}
+
+// countBlockDirs counts the default tenant's block directories with and
+// without meta.json.
+func countBlockDirs(bucketDir string) (complete, incomplete int) {
+	ents, _ := os.ReadDir(filepath.Join(bucketDir, block.DefaultTenant))
+	for _, e := range ents {
+		if !e.IsDir() {
+			continue
+		}
+		if _, err := os.Stat(filepath.Join(bucketDir, block.DefaultTenant, e.Name(), "meta.json")); err == nil {
+			complete++
+		} else if _, err := os.Stat(filepath.Join(bucketDir, block.DefaultTenant, e.Name(), "meta.compacted.json")); err != nil {
+			incomplete++
+		}
+	}
+	return complete, incomplete
+}
+
+// verify reads every block of the bucket and fills the figures of s.
+func verify(ctx context.Context, bucket string, o *options, rec *recorder, s *summary) error {
+	b, err := storage.Open(ctx, bucket)
+	if err != nil {
+		return err
+	}
+	defer b.Close()
+	l, err := blocks.List(ctx, b, block.DefaultTenant, blocks.ListOptions{})
+	if err != nil {
+		return err
+	}
+	s.Blocks = len(l.Blocks)
+	s.IncompleteBlocks = l.Incomplete
+	for _, p := range l.Problems {
+		s.Unreadable++
+		s.UnreadableWhy = append(s.UnreadableWhy, p.Error())
+	}
+	raw := map[spanKey]int{}
+	parts := map[[16]byte][]ptrace.Traces{}
+	var metas []*block.Meta
+	for _, bi := range l.Blocks {
+		m := bi.Meta
+		metas = append(metas, m)
+		if m.Format != block.FormatVParquet4 {
+			s.Unreadable++
+			s.UnreadableWhy = append(s.UnreadableWhy, fmt.Sprintf("block %s: format %q, not the vparquet4 serve writes", m.BlockID, m.Format))
+			continue
+		}
+		blk := vparquet4.OpenBlock(ctx, b, m)
+		var rows int64
+		var blkRaw []spanKey
+		blkParts := map[[16]byte]ptrace.Traces{}
+		var readErr error
+		for tr, err := range blk.Iterate(ctx) {
+			if err != nil {
+				readErr = err
+				break
+			}
+			rows++
+			all, err := blk.OTLPAll(tr)
+			if err != nil {
+				readErr = err
+				break
+			}
+			forEachSpan(all, func(k spanKey) { blkRaw = append(blkRaw, k) })
+			view, err := blk.OTLP(tr)
+			if err != nil {
+				readErr = err
+				break
+			}
+			blkParts[tr.ID()] = view
+		}
+		if readErr == nil && rows != m.TotalObjects {
+			readErr = fmt.Errorf("%d rows read, meta.json says %d traces", rows, m.TotalObjects)
+		}
+		if readErr != nil {
+			s.Unreadable++
+			s.UnreadableWhy = append(s.UnreadableWhy, fmt.Sprintf("block %s: %v", m.BlockID, readErr))
+			continue
+		}
+		for _, k := range blkRaw {
+			raw[k]++
+		}
+		for id, td := range blkParts {
+			parts[id] = append(parts[id], td)
+		}
+	}
+	reader := map[spanKey]int{}
+	for _, ps := range parts {
+		forEachSpan(blocks.Combine(ps...), func(k spanKey) { reader[k]++ })
+	}
+
+	// The same check as `tracectl blocks verify`.
+	vr, err := compact.Verify(ctx, b, block.DefaultTenant, compact.VerifyOptions{})
+	if err != nil {
+		return fmt.Errorf("compact.Verify: %w", err)
+	}
+	for _, br := range vr.Blocks {
+		for _, p := range br.Problems {
+			s.VerifyProblems = append(s.VerifyProblems, br.BlockID+": "+p)
+		}
+	}
+
+	t, lost, dup, unknown := countSpans(rec.origins, reader, raw)
+	s.tally = t
+	s.PerProtocol = map[string]*protoFigures{}
+	for _, p := range protocols {
+		s.PerProtocol[p] = &protoFigures{}
+	}
+	for k, or := range rec.origins {
+		pf := s.PerProtocol[or.Protocol]
+		n := reader[k]
+		if or.AckMs >= 0 {
+			pf.Acked++
+			if n == 0 {
+				pf.Lost++
+			}
+			if n > 1 {
+				pf.Dup++
+			}
+		} else {
+			pf.NotAcked++
+			if n > 0 {
+				pf.NotAckedF++
+			}
+		}
+	}
+	report := func(keys []spanKey) []spanReport {
+		var out []spanReport
+		for _, k := range keys {
+			if len(out) == 50 {
+				break
+			}
+			or := rec.origins[k]
+			r := spanReport{Span: k.String(), spanOrigin: or, Returned: reader[k], Stored: raw[k]}
+			if or.Trial < len(s.TrialLog) {
+				r.KillAfterMs = s.TrialLog[or.Trial].KillAfterMs
+			}
+			out = append(out, r)
+		}
+		return out
+	}
+	s.LostSpans, s.DupSpans = report(lost), report(dup)
+	for i, k := range unknown {
+		if i == 50 {
+			break
+		}
+		s.UnknownSpans = append(s.UnknownSpans, k.String())
+	}
+
+	// Cross-check a sample of acknowledged traces through the lookup path
+	// readers use (bloom filters, trace-by-ID).
+	ackedTraces := map[[16]byte]bool{}
+	for k, or := range rec.origins {
+		if or.AckMs >= 0 {
+			ackedTraces[k.Trace] = true
+		}
+	}
+	ids := make([][16]byte, 0, len(ackedTraces))
+	for id := range ackedTraces {
+		ids = append(ids, id)
+	}
+	sort.Slice(ids, func(i, j int) bool { return string(ids[i][:]) < string(ids[j][:]) })
+	rng := rand.New(rand.NewPCG(o.Seed, 0xf1d))
+	rng.Shuffle(len(ids), func(i, j int) { ids[i], ids[j] = ids[j], ids[i] })
+	if len(ids) > o.FindCheck {
+		ids = ids[:o.FindCheck]
+	}
+	cache := blocks.NewBloomCache(64 << 20)
+	for _, id := range ids {
+		res, err := blocks.FindTrace(ctx, b, metas, block.TraceID(id), blocks.FindOptions{Blooms: cache, Concurrency: 2})
+		s.FindChecked++
+		got := map[spanKey]int{}
+		if err == nil {
+			forEachSpan(res.Trace, func(k spanKey) { got[k]++ })
+		}
+		want := map[spanKey]int{}
+		forEachSpan(blocks.Combine(parts[id]...), func(k spanKey) { want[k]++ })
+		if err != nil || len(got) != len(want) || !sameCounts(got, want) {
+			s.FindMismatches++
+			if len(s.FindMismatchWhy) < 20 {
+				s.FindMismatchWhy = append(s.FindMismatchWhy, fmt.Sprintf("trace %x: FindTrace returned %d spans, the block scan %d (err %v)", id, len(got), len(want), err))
+			}
+		}
+	}
+	return nil
+}
+
+func sameCounts(a, b map[spanKey]int) bool {
+	for k, n := range a {
+		if b[k] != n {
+			return false
+		}
+	}
+	return true
+}
+
+func forEachSpan(td ptrace.Traces, f func(spanKey)) {
+	rss := td.ResourceSpans()
+	for i := 0; i < rss.Len(); i++ {
+		sss := rss.At(i).ScopeSpans()
+		for j := 0; j < sss.Len(); j++ {
+			spans := sss.At(j).Spans()
+			for k := 0; k < spans.Len(); k++ {
+				sp := spans.At(k)
+				f(spanKey{Trace: sp.TraceID(), Span: sp.SpanID()})
+			}
+		}
+	}
+}
+
+func printSummary(s *summary) {
+	fmt.Printf("\ncrash harness: %d trials, %d kills (SIGKILL), seed %d, %.1fs wall, commit %.12s%s\n",
+		s.Trials, s.Kills, s.Seed, s.WallSeconds, s.Commit, map[bool]string{true: " (dirty)", false: ""}[s.Dirty])
+	fmt.Printf("  spans sent %d: acknowledged %d, not acknowledged %d\n", s.SpansSent, s.AckedSpans, s.NotAckedSpans)
+	fmt.Printf("  bucket: %d blocks, %d incomplete block directories, %d unreadable; blocks verify: %d problems\n",
+		s.Blocks, s.IncompleteBlocks, s.Unreadable, len(s.VerifyProblems))
+	fmt.Printf("  spans a reader returns %d: acknowledged %d, not acknowledged %d, unknown %d\n", s.SpansFound, s.AckedFound, s.NotAckedFound, s.Unknown)
+	fmt.Printf("  lost %d, duplicated %d (judged after the reader's combine); stored more than once %d spans (%d extra copies, combined by readers)\n",
+		s.Lost, s.Duplicated, s.RawDuplicated, s.RawExtraCopies)
+	fmt.Printf("  clean stop after the kills: %v in %dms; FindTrace cross-check: %d traces, %d mismatches\n", s.CleanStop, s.CleanStopMs, s.FindChecked, s.FindMismatches)
+	for _, p := range protocols {
+		if f := s.PerProtocol[p]; f != nil {
+			fmt.Printf("    %-12s acknowledged %7d  lost %d  duplicated %d  not acknowledged %d (found %d)\n", p, f.Acked, f.Lost, f.Dup, f.NotAcked, f.NotAckedF)
+		}
+	}
+	keys := make([]string, 0, len(s.Verdicts))
+	for k := range s.Verdicts {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		fmt.Printf("  %-4s %s\n", s.Verdicts[k], k)
+	}
+	for _, r := range s.LostSpans {
+		fmt.Printf("  LOST %s trial %d %s sent %dms ack %dms (kill at %dms), stored %d\n", r.Span, r.Trial, r.Protocol, r.SentMs, r.AckMs, r.KillAfterMs, r.Stored)
+	}
+	for _, r := range s.DupSpans {
+		fmt.Printf("  DUP  %s trial %d %s returned %d, stored %d\n", r.Span, r.Trial, r.Protocol, r.Returned, r.Stored)
+	}
+	for _, w := range s.UnreadableWhy {
+		fmt.Printf("  UNREADABLE %s\n", w)
+	}
+}
+
+func passMiss(ok bool) string {
+	if ok {
+		return "PASS"
+	}
+	return "MISS"
+}
+
+func gitState(root string) (string, bool) {
+	out, err := exec.Command("git", "-C", root, "rev-parse", "HEAD").Output()
+	if err != nil {
+		return "", false
+	}
+	st, _ := exec.Command("git", "-C", root, "status", "--porcelain", "--untracked-files=no").Output()
+	return strings.TrimSpace(string(out)), len(strings.TrimSpace(string(st))) > 0
+}
+
+func moduleRoot() (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for {
+		if b, err := os.ReadFile(filepath.Join(dir, "go.mod")); err == nil && strings.Contains(string(b), "module github.com/tracectl/tracectl\n") {
+			return dir, nil
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", errors.New("run from inside the tracectl module (go.mod of github.com/tracectl/tracectl not found above the working directory)")
+		}
+		dir = parent
+	}
+}
