@@ -50,7 +50,21 @@ type options struct {
 	Out              string
 	Tracectl         string
 	Deadline         time.Duration
+	Modes            []string
 }
+
+// Kill modes, cycled through the trials.
+const (
+	// modeRandom kills -min-delay..-max-delay after ready.
+	modeRandom = "random"
+	// modeNearCut kills around the first time-based cut (-max-block-duration
+	// after ready, -5ms..+45ms), when a block is being written and uploaded
+	// (a block of a trial's load takes ~20ms on file://).
+	modeNearCut = "near-cut"
+	// modeOnStored kills 0–5ms after serve logs "block stored": between
+	// meta.json landing and the flushed WAL segment being removed.
+	modeOnStored = "on-stored"
+)
 
 func main() {
 	os.Exit(run())
@@ -73,7 +87,17 @@ func run() int {
 	flag.StringVar(&o.Out, "out", "", "summary JSON path (default bench/crash/results/<time>.json)")
 	flag.StringVar(&o.Tracectl, "tracectl", "", "use this tracectl binary instead of building ./cmd/tracectl")
 	flag.DurationVar(&o.Deadline, "deadline", 0, "stop starting trials after this long (0: none); the run still verifies")
+	modes := flag.String("modes", "random,near-cut,on-stored", "kill modes cycled through the trials: random (-min-delay..-max-delay after ready), near-cut (around the first block cut), on-stored (right after \"block stored\" is logged)")
 	flag.Parse()
+	for _, m := range strings.Split(*modes, ",") {
+		switch m = strings.TrimSpace(m); m {
+		case modeRandom, modeNearCut, modeOnStored:
+			o.Modes = append(o.Modes, m)
+		default:
+			fmt.Fprintf(os.Stderr, "crash: -modes: unknown mode %q\n", m)
+			return 1
+		}
+	}
 	if o.Trials < 1 || o.MinDelay <= 0 || o.MaxDelay < o.MinDelay || o.Rate <= 0 || o.Workers < 1 {
 		fmt.Fprintln(os.Stderr, "crash: bad flags: need -trials ≥ 1, 0 < -min-delay ≤ -max-delay, -rate > 0, -workers ≥ 1")
 		return 1
@@ -92,6 +116,7 @@ func logf(format string, args ...any) {
 // trialRecord is one trial of the summary.
 type trialRecord struct {
 	Trial         int            `json:"trial"`
+	Mode          string         `json:"mode"`
 	ReadyMs       int64          `json:"ready_ms"`      // start to "ready" (includes WAL replay)
 	KillAfterMs   int64          `json:"kill_after_ms"` // ready to SIGKILL
 	RequestsSent  map[string]int `json:"requests_sent"`
@@ -113,8 +138,12 @@ type summary struct {
 	ServeArgs   []string       `json:"serve_args"`
 	Trials      int            `json:"trials"`
 	Kills       int            `json:"kills"`
-	CleanStop   bool           `json:"clean_stop"`
-	CleanStopMs int64          `json:"clean_stop_ms"`
+	KillsByMode map[string]int `json:"kills_by_mode"`
+	// KillsMidUpload counts kills after which the bucket held more block
+	// directories without meta.json than before (a block upload was cut).
+	KillsMidUpload int   `json:"kills_mid_upload"`
+	CleanStop      bool  `json:"clean_stop"`
+	CleanStopMs    int64 `json:"clean_stop_ms"`
 
 	Judged string `json:"judged"`
 	tally
@@ -203,10 +232,10 @@ func harness(o *options) error {
 	args := serveArgs(bucket, walDir, o)
 	logf("seed %d, work directory %s, serve %s", o.Seed, work, strings.Join(args, " "))
 
-	s := &summary{Started: started.UTC(), Seed: o.Seed, ServeArgs: args, SendErrors: map[string]int{},
+	s := &summary{KillsByMode: map[string]int{}, Started: started.UTC(), Seed: o.Seed, ServeArgs: args, SendErrors: map[string]int{},
 		Options: map[string]any{"trials": o.Trials, "min_delay": o.MinDelay.String(), "max_delay": o.MaxDelay.String(),
 			"rate_per_worker": o.Rate, "workers_per_protocol": o.Workers, "protocols": protocols,
-			"request_timeout": o.Timeout.String(), "find_check": o.FindCheck}}
+			"request_timeout": o.Timeout.String(), "find_check": o.FindCheck, "modes": o.Modes}}
 	s.Commit, s.Dirty = gitState(root)
 	rec := newRecorder()
 
@@ -223,12 +252,16 @@ func harness(o *options) error {
 		s.TrialLog = append(s.TrialLog, *tr)
 		s.Trials++
 		s.Kills++
+		s.KillsByMode[tr.Mode]++
+		if n := len(s.TrialLog); n > 1 && tr.IncompleteDir > s.TrialLog[n-2].IncompleteDir || n == 1 && tr.IncompleteDir > 0 {
+			s.KillsMidUpload++
+		}
 		acked := 0
 		for _, n := range tr.RequestsAcked {
 			acked += n
 		}
-		logf("trial %d: ready in %dms, SIGKILL after %dms, %d requests acknowledged, blocks stored at %v ms; bucket: %d blocks, %d incomplete",
-			trial, tr.ReadyMs, tr.KillAfterMs, acked, tr.StoredMs, tr.BlocksAfter, tr.IncompleteDir)
+		logf("trial %d (%s): ready in %dms, SIGKILL after %dms, %d requests acknowledged, blocks stored at %v ms; bucket: %d blocks, %d incomplete",
+			trial, tr.Mode, tr.ReadyMs, tr.KillAfterMs, acked, tr.StoredMs, tr.BlocksAfter, tr.IncompleteDir)
 	}
 
 	// Restart on the same WAL and stop cleanly: everything is stored.
@@ -325,8 +358,9 @@ type serveProc struct {
 	addrs  map[string]string
 	exited chan error
 
-	mu     sync.Mutex
-	stored []time.Time // when it logged "block stored"
+	mu       sync.Mutex
+	stored   []time.Time   // when it logged "block stored"
+	storedCh chan struct{} // a value per "block stored" (dropped when full)
 }
 
 // startServe starts serve and waits until it logs that it is ready; its log
@@ -341,7 +375,7 @@ func startServe(bin string, args []string, logFile *os.File, tag string) (*serve
 	if err := cmd.Start(); err != nil {
 		return nil, err
 	}
-	p := &serveProc{cmd: cmd, addrs: map[string]string{}, exited: make(chan error, 1)}
+	p := &serveProc{cmd: cmd, addrs: map[string]string{}, exited: make(chan error, 1), storedCh: make(chan struct{}, 64)}
 	ready := make(chan map[string]string, 1)
 	var logMu sync.Mutex
 	go func() {
@@ -359,6 +393,10 @@ func startServe(bin string, args []string, logFile *os.File, tag string) (*serve
 					p.mu.Lock()
 					p.stored = append(p.stored, time.Now())
 					p.mu.Unlock()
+					select {
+					case p.storedCh <- struct{}{}:
+					default:
+					}
 				}
 				continue
 			}
@@ -389,14 +427,23 @@ func startServe(bin string, args []string, logFile *os.File, tag string) (*serve
 }
 
 func runTrial(o *options, args []string, logFile *os.File, rec *recorder, runID uint64, trial int, rng *rand.Rand) (*trialRecord, error) {
-	delay := o.MinDelay + time.Duration(rng.Int64N(int64(o.MaxDelay-o.MinDelay)+1))
+	mode := o.Modes[trial%len(o.Modes)]
+	var delay time.Duration
+	switch mode {
+	case modeRandom:
+		delay = o.MinDelay + time.Duration(rng.Int64N(int64(o.MaxDelay-o.MinDelay)+1))
+	case modeNearCut:
+		delay = o.MaxBlockDuration + time.Duration(rng.Int64N(int64(50*time.Millisecond))) - 5*time.Millisecond
+	case modeOnStored:
+		delay = time.Duration(rng.Int64N(int64(5*time.Millisecond) + 1)) // after "block stored"
+	}
 	t0 := time.Now()
 	c, err := startServe(o.Tracectl, args, logFile, fmt.Sprintf("trial %d", trial))
 	if err != nil {
 		return nil, err
 	}
 	ready := time.Now()
-	tr := &trialRecord{Trial: trial, ReadyMs: ready.Sub(t0).Milliseconds(), RequestsSent: map[string]int{}, RequestsAcked: map[string]int{}}
+	tr := &trialRecord{Trial: trial, Mode: mode, ReadyMs: ready.Sub(t0).Milliseconds(), RequestsSent: map[string]int{}, RequestsAcked: map[string]int{}}
 	l := &trialLoad{run: runID, trial: trial, ready: ready, rate: o.Rate, timeout: o.Timeout, rec: rec,
 		seed: o.Seed, sent: tr.RequestsSent, acked: tr.RequestsAcked}
 	stop := make(chan struct{})
@@ -424,7 +471,16 @@ func runTrial(o *options, args []string, logFile *os.File, rec *recorder, runID 
 			}()
 		}
 	}
-	time.Sleep(time.Until(ready.Add(delay)))
+	if mode == modeOnStored {
+		// The first block of this process; -max-delay and more when none comes.
+		select {
+		case <-c.storedCh:
+			time.Sleep(delay)
+		case <-time.After(o.MaxDelay + 2*o.MaxBlockDuration):
+		}
+	} else {
+		time.Sleep(time.Until(ready.Add(delay)))
+	}
 	tr.KillAfterMs = time.Since(ready).Milliseconds()
 	if err := c.cmd.Process.Signal(syscall.SIGKILL); err != nil {
 		return nil, err
@@ -658,6 +714,7 @@ func forEachSpan(td ptrace.Traces, f func(spanKey)) {
 func printSummary(s *summary) {
 	fmt.Printf("\ncrash harness: %d trials, %d kills (SIGKILL), seed %d, %.1fs wall, commit %.12s%s\n",
 		s.Trials, s.Kills, s.Seed, s.WallSeconds, s.Commit, map[bool]string{true: " (dirty)", false: ""}[s.Dirty])
+	fmt.Printf("  kills by mode %v; kills that cut a block upload (new directory without meta.json) %d\n", s.KillsByMode, s.KillsMidUpload)
 	fmt.Printf("  spans sent %d: acknowledged %d, not acknowledged %d\n", s.SpansSent, s.AckedSpans, s.NotAckedSpans)
 	fmt.Printf("  bucket: %d blocks, %d incomplete block directories, %d unreadable; blocks verify: %d problems\n",
 		s.Blocks, s.IncompleteBlocks, s.Unreadable, len(s.VerifyProblems))
