@@ -14,6 +14,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jaegertracing/jaeger/model"
+	jaegertranslator "github.com/open-telemetry/opentelemetry-collector-contrib/pkg/translator/jaeger"
 	"go.opentelemetry.io/collector/pdata/ptrace"
 
 	"github.com/tracectl/tracectl/internal/blocks"
@@ -693,37 +694,47 @@ func (m *migration) writeTraces(ctx context.Context, id uuid.UUID, traces []*tra
 	type chunk struct {
 		traces []*traceBuf
 		tds    []ptrace.Traces
+		err    error
 	}
 	chunks := make(chan *chunk, 2)
 	stop := make(chan struct{})
 	defer close(stop)
-	var trs [translateWorkers]*translator
-	for k := range trs {
-		trs[k] = newTranslator()
-	}
 	go func() {
 		defer close(chunks)
 		for i := 0; i < len(traces); i += translateChunk {
 			c := &chunk{traces: traces[i:min(len(traces), i+translateChunk)]}
 			c.tds = make([]ptrace.Traces, len(c.traces))
+			errs := make([]error, translateWorkers)
 			var wg sync.WaitGroup
 			for k := range translateWorkers {
 				wg.Go(func() {
-					tr := trs[k]
 					for j := k; j < len(c.traces); j += translateWorkers {
-						c.tds[j] = tr.traces(c.traces[j].spans)
+						td, err := translate(c.traces[j].spans)
+						if err != nil {
+							errs[k] = fmt.Errorf("translating trace %s: %w", c.traces[j].id, err)
+							return
+						}
+						c.tds[j] = td
 					}
 				})
 			}
 			wg.Wait()
+			c.err = errors.Join(errs...)
 			select {
 			case chunks <- c:
 			case <-stop:
 				return
 			}
+			if c.err != nil {
+				return
+			}
 		}
 	}()
 	for c := range chunks {
+		if c.err != nil {
+			w.Abort()
+			return nil, c.err
+		}
 		for j, t := range c.traces {
 			if err := w.Add(block.TraceID(toOTLPID(t.id)), c.tds[j]); err != nil {
 				w.Abort()
@@ -740,10 +751,35 @@ func (m *migration) writeTraces(ctx context.Context, id uuid.UUID, traces []*tra
 	return meta, nil
 }
 
-// translate converts one trace as the collector-contrib translator does
-// (see translator).
+// translate converts one trace with the collector-contrib translator,
+// handing it one batch per process: spans decoded by the export share
+// their process, so the translator hashes each process once, not once per
+// span as it does for spans that carry their own.
 func translate(spans []*model.Span) (ptrace.Traces, error) {
-	return newTranslator().traces(spans), nil
+	var batches []*model.Batch
+	procs := make([]*model.Process, len(spans))
+	for i, sp := range spans {
+		procs[i] = sp.Process
+		var b *model.Batch
+		for _, x := range batches {
+			if x.Process == sp.Process || (x.Process != nil && sp.Process != nil && x.Process.Equal(sp.Process)) {
+				b = x
+				break
+			}
+		}
+		if b == nil {
+			b = &model.Batch{Process: sp.Process}
+			batches = append(batches, b)
+		}
+		b.Spans = append(b.Spans, sp)
+		sp.Process = nil
+	}
+	defer func() {
+		for i, sp := range spans {
+			sp.Process = procs[i]
+		}
+	}()
+	return jaegertranslator.ProtoToTraces(batches)
 }
 
 func toOTLPID(id model.TraceID) [16]byte {
