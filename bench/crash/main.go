@@ -154,9 +154,16 @@ type summary struct {
 	Unreadable       int      `json:"unreadable_blocks"`
 	UnreadableWhy    []string `json:"unreadable_why,omitempty"`
 	VerifyProblems   []string `json:"verify_problems,omitempty"` // compact.Verify (blocks verify) findings
-	FindChecked      int      `json:"find_checked"`
-	FindMismatches   int      `json:"find_mismatches"`
-	FindMismatchWhy  []string `json:"find_mismatch_why,omitempty"`
+	// Raw copies beyond the first, by where the repeat is: in the same
+	// block (one row holding a span twice: readers drop the repeat) or in
+	// another block (readers combine the parts). Spans stored more than
+	// once, by the trial that sent them.
+	RawExtraSameBlock    int         `json:"raw_extra_copies_same_block"`
+	RawExtraOtherBlocks  int         `json:"raw_extra_copies_other_blocks"`
+	RawDuplicatedByTrial map[int]int `json:"raw_duplicated_by_trial,omitempty"`
+	FindChecked          int         `json:"find_checked"`
+	FindMismatches       int         `json:"find_mismatches"`
+	FindMismatchWhy      []string    `json:"find_mismatch_why,omitempty"`
 
 	LostSpans    []spanReport      `json:"lost_spans,omitempty"` // first 50
 	DupSpans     []spanReport      `json:"duplicated_spans,omitempty"`
@@ -538,6 +545,7 @@ func verify(ctx context.Context, bucket string, o *options, rec *recorder, s *su
 		s.UnreadableWhy = append(s.UnreadableWhy, p.Error())
 	}
 	raw := map[spanKey]int{}
+	blocksOf := map[spanKey]int{} // blocks holding each span
 	parts := map[[16]byte][]ptrace.Traces{}
 	var metas []*block.Meta
 	for _, bi := range l.Blocks {
@@ -580,11 +588,24 @@ func verify(ctx context.Context, bucket string, o *options, rec *recorder, s *su
 			s.UnreadableWhy = append(s.UnreadableWhy, fmt.Sprintf("block %s: %v", m.BlockID, readErr))
 			continue
 		}
+		inBlock := map[spanKey]int{}
 		for _, k := range blkRaw {
 			raw[k]++
+			inBlock[k]++
+		}
+		for k, n := range inBlock {
+			s.RawExtraSameBlock += n - 1
+			blocksOf[k]++
 		}
 		for id, td := range blkParts {
 			parts[id] = append(parts[id], td)
+		}
+	}
+	s.RawDuplicatedByTrial = map[int]int{}
+	for k, n := range blocksOf {
+		s.RawExtraOtherBlocks += n - 1
+		if raw[k] > 1 {
+			s.RawDuplicatedByTrial[int(trialOfSpan(k.Span))]++
 		}
 	}
 	reader := map[spanKey]int{}
@@ -721,6 +742,24 @@ func printSummary(s *summary) {
 	fmt.Printf("  spans a reader returns %d: acknowledged %d, not acknowledged %d, unknown %d\n", s.SpansFound, s.AckedFound, s.NotAckedFound, s.Unknown)
 	fmt.Printf("  lost %d, duplicated %d (judged after the reader's combine); stored more than once %d spans (%d extra copies, combined by readers)\n",
 		s.Lost, s.Duplicated, s.RawDuplicated, s.RawExtraCopies)
+	fmt.Printf("    extra copies in the same block (repeats within a row) %d, in other blocks %d\n", s.RawExtraSameBlock, s.RawExtraOtherBlocks)
+	if len(s.RawDuplicatedByTrial) > 0 {
+		var tr []int
+		for t := range s.RawDuplicatedByTrial {
+			tr = append(tr, t)
+		}
+		sort.Ints(tr)
+		fmt.Printf("    spans stored more than once, by the trial that sent them (mode, kill ms, blocks stored at ms):")
+		for _, t := range tr {
+			if t < len(s.TrialLog) {
+				l := s.TrialLog[t]
+				fmt.Printf(" %d:%d(%s,%d,%v)", t, s.RawDuplicatedByTrial[t], l.Mode, l.KillAfterMs, l.StoredMs)
+			} else {
+				fmt.Printf(" %d:%d", t, s.RawDuplicatedByTrial[t])
+			}
+		}
+		fmt.Println()
+	}
 	fmt.Printf("  clean stop after the kills: %v in %dms; FindTrace cross-check: %d traces, %d mismatches\n", s.CleanStop, s.CleanStopMs, s.FindChecked, s.FindMismatches)
 	for _, p := range protocols {
 		if f := s.PerProtocol[p]; f != nil {
