@@ -51,6 +51,7 @@ type options struct {
 	Tracectl         string
 	Deadline         time.Duration
 	Modes            []string
+	Control          bool
 }
 
 // Kill modes, cycled through the trials.
@@ -88,6 +89,7 @@ func run() int {
 	flag.StringVar(&o.Tracectl, "tracectl", "", "use this tracectl binary instead of building ./cmd/tracectl")
 	flag.DurationVar(&o.Deadline, "deadline", 0, "stop starting trials after this long (0: none); the run still verifies")
 	modes := flag.String("modes", "random,near-cut,on-stored", "kill modes cycled through the trials: random (-min-delay..-max-delay after ready), near-cut (around the first block cut), on-stored (right after \"block stored\" is logged)")
+	flag.BoolVar(&o.Control, "control", false, "negative control: delete one stored block's meta.json before reading the bucket back, so the run must report lost spans (checks the harness can fail)")
 	flag.Parse()
 	for _, m := range strings.Split(*modes, ",") {
 		switch m = strings.TrimSpace(m); m {
@@ -171,6 +173,7 @@ type summary struct {
 	SendErrors   map[string]int    `json:"send_errors"`
 	TrialLog     []trialRecord     `json:"trial_log"`
 	Verdicts     map[string]string `json:"verdicts"`
+	Control      string            `json:"control,omitempty"`
 	WorkDir      string            `json:"work_dir,omitempty"`
 }
 
@@ -294,6 +297,20 @@ func harness(o *options) error {
 	}
 	s.CleanStopMs = time.Since(t0).Milliseconds()
 
+	if o.Control {
+		ents, _ := os.ReadDir(filepath.Join(bucketDir, block.DefaultTenant))
+		for _, e := range ents {
+			meta := filepath.Join(bucketDir, block.DefaultTenant, e.Name(), "meta.json")
+			if err := os.Remove(meta); err == nil {
+				s.Control = "negative control: deleted " + meta + " before reading back; lost must be > 0"
+				logf("%s", s.Control)
+				break
+			}
+		}
+		if s.Control == "" {
+			return errors.New("-control: no stored block to delete")
+		}
+	}
 	logf("reading the bucket back ...")
 	if err := verify(context.Background(), bucket, o, rec, s); err != nil {
 		return fmt.Errorf("verify: %w (work directory %s kept)", err, work)
@@ -774,10 +791,21 @@ func printSummary(s *summary) {
 	for _, k := range keys {
 		fmt.Printf("  %-4s %s\n", s.Verdicts[k], k)
 	}
-	for _, r := range s.LostSpans {
+	if s.Control != "" {
+		fmt.Printf("  CONTROL RUN (%s): %s\n", s.Control, passMiss(s.Lost > 0)+" when lost > 0")
+	}
+	for i, r := range s.LostSpans {
+		if i == 10 {
+			fmt.Printf("  ... %d lost in all; the first 50 are in the JSON summary\n", s.Lost)
+			break
+		}
 		fmt.Printf("  LOST %s trial %d %s sent %dms ack %dms (kill at %dms), stored %d\n", r.Span, r.Trial, r.Protocol, r.SentMs, r.AckMs, r.KillAfterMs, r.Stored)
 	}
-	for _, r := range s.DupSpans {
+	for i, r := range s.DupSpans {
+		if i == 10 {
+			fmt.Printf("  ... %d duplicated in all; the first 50 are in the JSON summary\n", s.Duplicated)
+			break
+		}
 		fmt.Printf("  DUP  %s trial %d %s returned %d, stored %d\n", r.Span, r.Trial, r.Protocol, r.Returned, r.Stored)
 	}
 	for _, w := range s.UnreadableWhy {
