@@ -27,6 +27,7 @@ import (
 
 	"go.opentelemetry.io/collector/pdata/ptrace"
 
+	"github.com/tracectl/tracectl/bench/internal/benchkit"
 	"github.com/tracectl/tracectl/internal/blocks"
 	"github.com/tracectl/tracectl/internal/blocks/block"
 	"github.com/tracectl/tracectl/internal/blocks/compact"
@@ -829,19 +830,5 @@ func gitState(root string) (string, bool) {
 	return strings.TrimSpace(string(out)), len(strings.TrimSpace(string(st))) > 0
 }
 
-func moduleRoot() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		if b, err := os.ReadFile(filepath.Join(dir, "go.mod")); err == nil && strings.Contains(string(b), "module github.com/tracectl/tracectl\n") {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", errors.New("run from inside the tracectl module (go.mod of github.com/tracectl/tracectl not found above the working directory)")
-		}
-		dir = parent
-	}
-}
+// moduleRoot is benchkit.ModuleRoot.
+func moduleRoot() (string, error) { return benchkit.ModuleRoot() }

@@ -28,6 +28,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/tracectl/tracectl/bench/internal/benchkit"
 )
 
 type options struct {
@@ -157,22 +159,8 @@ func logf(format string, args ...any) {
 	fmt.Fprintf(os.Stderr, "%s "+format+"\n", append([]any{time.Now().Format("15:04:05")}, args...)...)
 }
 
-func moduleRoot() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		if b, err := os.ReadFile(filepath.Join(dir, "go.mod")); err == nil && strings.Contains(string(b), "module github.com/tracectl/tracectl\n") {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", errors.New("run from inside the tracectl module (go.mod of github.com/tracectl/tracectl not found above the working directory)")
-		}
-		dir = parent
-	}
-}
+// moduleRoot is benchkit.ModuleRoot.
+func moduleRoot() (string, error) { return benchkit.ModuleRoot() }
 
 // buildTracectl builds ./cmd/tracectl from the checkout (or from git archive
 // HEAD) into a new temporary directory.

@@ -358,33 +358,15 @@ func (e *Engine) tagValuesFast(ctx context.Context, tenant string, metas []*bloc
 		}
 	}
 	c, conv, ok := columnFor(attr)
-	if !ok || attr.Intrinsic == traceql.IntrinsicDuration {
+	if !ok || attr.Intrinsic == traceql.IntrinsicDuration || !allVParquet4(metas) {
 		return nil, false, nil
-	}
-	for _, m := range metas {
-		if m.Format != block.FormatVParquet4 {
-			return nil, false, nil
-		}
 	}
 	var mu sync.Mutex
 	seen := map[TagValue]bool{}
 	add := func(s traceql.Static) {
-		var tv TagValue
-		switch s.Type {
-		case traceql.TypeString:
-			tv = TagValue{Type: "string", Value: s.S}
-		case traceql.TypeStatus:
-			if s.I < 0 || int(s.I) >= len(statusNames) {
-				return
-			}
-			tv = TagValue{Type: "keyword", Value: statusNames[s.I]}
-		case traceql.TypeKind:
-			if s.I < 0 || int(s.I) >= len(kindNames) {
-				return
-			}
-			tv = TagValue{Type: "keyword", Value: kindNames[s.I]}
+		if tv, ok := columnTagValue(s); ok {
+			seen[tv] = true
 		}
-		seen[tv] = true
 	}
 	st := &stats{}
 	if head != nil {
@@ -458,6 +440,35 @@ func (e *Engine) tagValuesFast(ctx context.Context, tenant string, metas []*bloc
 		values = values[:req.Limit]
 	}
 	return &TagValuesResponse{Values: values, Metrics: &Metrics{InspectedBytes: Uint64String(st.inspectedBytes.Load())}}, true, nil
+}
+
+// columnTagValue is the typed tag value of a value read from a column
+// (strings, status and kind codes); ok is false for a code out of range.
+func columnTagValue(s traceql.Static) (TagValue, bool) {
+	switch s.Type {
+	case traceql.TypeString:
+		return TagValue{Type: "string", Value: s.S}, true
+	case traceql.TypeStatus:
+		if s.I >= 0 && int(s.I) < len(statusNames) {
+			return TagValue{Type: "keyword", Value: statusNames[s.I]}, true
+		}
+	case traceql.TypeKind:
+		if s.I >= 0 && int(s.I) < len(kindNames) {
+			return TagValue{Type: "keyword", Value: kindNames[s.I]}, true
+		}
+	}
+	return TagValue{}, false
+}
+
+// allVParquet4 reports whether every block is vParquet4, the format the
+// column paths read.
+func allVParquet4(metas []*block.Meta) bool {
+	for _, m := range metas {
+		if m.Format != block.FormatVParquet4 {
+			return false
+		}
+	}
+	return true
 }
 
 // scanDistinct calls fn for the distinct values of a column chunk (with

@@ -195,24 +195,33 @@ func TestTagValuesFastMatchesGeneric(t *testing.T) {
 	}
 }
 
+// testBucket is blocks (and maybe a head) a column path is checked on.
+type testBucket struct {
+	name  string
+	b     *storage.Bucket
+	metas []*block.Meta
+	head  HeadSource
+}
+
+// columnTestBuckets are Tempo's vParquet4 blocks (one row group, and
+// several), and tracectl's own block of corpus waves 1–2 with wave 3 in a
+// live server's head, last.
+func columnTestBuckets(t *testing.T) []testBucket {
+	var buckets []testBucket
+	for _, f := range []string{"vparquet4", "vparquet4-compacted"} {
+		b, metas := openFixture(t, f)
+		buckets = append(buckets, testBucket{f, b, metas, nil})
+	}
+	srv, b, metas, _ := liveServer(t)
+	return append(buckets, testBucket{"tracectl block + head", b, metas, srv})
+}
+
 // TestTagValuesQueryMatchesGeneric: tag values narrowed by a query, read
 // from columns span by span, equal the OTLP path's — on Tempo's blocks
 // (one and several row groups) and on tracectl's own with part of the
 // corpus still in the head — and read less than the whole blocks.
 func TestTagValuesQueryMatchesGeneric(t *testing.T) {
-	type bucket struct {
-		name  string
-		b     *storage.Bucket
-		metas []*block.Meta
-		head  HeadSource
-	}
-	var buckets []bucket
-	for _, f := range []string{"vparquet4", "vparquet4-compacted"} {
-		b, metas := openFixture(t, f)
-		buckets = append(buckets, bucket{f, b, metas, nil})
-	}
-	srv, b, metas, _ := liveServer(t)
-	buckets = append(buckets, bucket{"tracectl block + head", b, metas, srv})
+	buckets := columnTestBuckets(t)
 	queries := []string{
 		`{ resource.service.name = "frontend" }`,
 		`{resource.service.name="checkout"}`,
@@ -352,19 +361,9 @@ func TestTagValuesRootNamesFromHead(t *testing.T) {
 // OTLP path's, for every scope, on Tempo's blocks and on tracectl's own
 // (whose dedicated columns hold http.route and others) with a head.
 func TestTagNamesFromColumnsMatchGeneric(t *testing.T) {
-	type bucket struct {
-		name  string
-		b     *storage.Bucket
-		metas []*block.Meta
-		head  HeadSource
-	}
-	var buckets []bucket
-	for _, f := range []string{"vparquet4", "vparquet4-compacted"} {
-		b, metas := openFixture(t, f)
-		buckets = append(buckets, bucket{f, b, metas, nil})
-	}
-	srv, b, metas, _ := liveServer(t)
-	buckets = append(buckets, bucket{"tracectl block + head", b, metas, srv}, bucket{"tracectl block", b, metas, nil})
+	buckets := columnTestBuckets(t)
+	tracectl := buckets[len(buckets)-1]
+	buckets = append(buckets, testBucket{"tracectl block", tracectl.b, tracectl.metas, nil})
 	for _, bk := range buckets {
 		fast, gen := NewEngine(bk.b, Options{}), NewEngine(bk.b, Options{Generic: true})
 		for _, scope := range []string{"", "resource", "span", "event", "link", "instrumentation", "intrinsic"} {

@@ -195,10 +195,8 @@ func (e *Engine) tagNamesFromBlocks(ctx context.Context, metas []*block.Meta, re
 			return false, nil
 		}
 	}
-	for _, m := range metas {
-		if m.Format != block.FormatVParquet4 {
-			return false, nil
-		}
+	if !allVParquet4(metas) {
+		return false, nil
 	}
 	st := &stats{}
 	err = e.runJobs(ctx, metas, func(ctx context.Context, m *block.Meta) error {

@@ -219,31 +219,17 @@ func (e *Engine) tagValuesQuery(ctx context.Context, tenant string, metas []*blo
 		return nil, false, nil
 	}
 	p, ok := newQTagPlan(req.Query, attr)
-	if !ok {
+	if !ok || !allVParquet4(metas) {
 		return nil, false, nil
-	}
-	for _, m := range metas {
-		if m.Format != block.FormatVParquet4 {
-			return nil, false, nil
-		}
 	}
 	var mu sync.Mutex
 	seen := map[TagValue]bool{}
 	add := func(s traceql.Static) {
-		switch s.Type {
-		case traceql.TypeString:
-			if s.S == "" && attr.Intrinsic != traceql.IntrinsicName {
-				return
-			}
-			seen[TagValue{Type: "string", Value: s.S}] = true
-		case traceql.TypeStatus:
-			if s.I >= 0 && int(s.I) < len(statusNames) {
-				seen[TagValue{Type: "keyword", Value: statusNames[s.I]}] = true
-			}
-		case traceql.TypeKind:
-			if s.I >= 0 && int(s.I) < len(kindNames) {
-				seen[TagValue{Type: "keyword", Value: kindNames[s.I]}] = true
-			}
+		if s.Type == traceql.TypeString && s.S == "" && attr.Intrinsic != traceql.IntrinsicName {
+			return // no value
+		}
+		if tv, ok := columnTagValue(s); ok {
+			seen[tv] = true
 		}
 	}
 	if head != nil {
