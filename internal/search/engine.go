@@ -308,6 +308,17 @@ func (e *Engine) runJobs(ctx context.Context, metas []*block.Meta, fn func(conte
 	return firstErr
 }
 
+// runAll is runJobs for callers that need every block: a context that
+// ended (the query's timeout, the client gone) is an error, never a short
+// answer. Search, which cancels its own jobs at the limit, uses runJobs.
+func (e *Engine) runAll(ctx context.Context, metas []*block.Meta, fn func(context.Context, *block.Meta) error, st *stats) error {
+	err := e.runJobs(ctx, metas, fn, st)
+	if err == nil {
+		err = ctx.Err()
+	}
+	return err
+}
+
 // searchBlock evaluates the plan over one block: vParquet4 through the
 // column reader, other formats row by row as OTLP.
 func (e *Engine) searchBlock(ctx context.Context, m *block.Meta, p *plan, col *collector, st *stats) error {

@@ -119,7 +119,7 @@ func (e *Engine) forEachPart(ctx context.Context, tenant string, metas []*block.
 		})
 	}
 	st := &stats{}
-	err := e.runJobs(ctx, metas, func(ctx context.Context, m *block.Meta) error {
+	err := e.runAll(ctx, metas, func(ctx context.Context, m *block.Meta) error {
 		st.inspectedBytes.Add(int64(m.Size))
 		return e.forEachRow(ctx, m, func(r *genericRow) bool {
 			return fn(r.td, &r.info)

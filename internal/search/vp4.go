@@ -405,6 +405,7 @@ func (e *Engine) tagValuesFast(ctx context.Context, tenant string, metas []*bloc
 		enum = len(kindNames)
 	}
 	allSeen := func() bool { return enum > 0 && len(seen) >= enum }
+	parent := ctx
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	err := e.runJobs(ctx, metas, func(ctx context.Context, m *block.Meta) error {
@@ -427,6 +428,8 @@ func (e *Engine) tagValuesFast(ctx context.Context, tenant string, metas []*bloc
 	}, st)
 	if allSeen() {
 		err = nil // the other jobs were cancelled: nothing new to find
+	} else if err == nil {
+		err = parent.Err() // the query's time ran out: not a short answer
 	}
 	if err != nil {
 		return nil, true, err
