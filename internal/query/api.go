@@ -198,12 +198,14 @@ func New(cfg Config) (*API, error) {
 		return nil, errors.New("query API: no bucket configured")
 	}
 	cfg = cfg.withDefaults()
+	m := newMetrics(cfg.Registry)
 	a := &API{
 		cfg:    cfg,
 		blooms: blocks.NewBloomCache(cfg.BloomCacheBytes),
-		engine: search.NewEngine(cfg.Bucket, search.Options{Concurrency: cfg.BlockConcurrency, SkipUnreadable: true, Logger: cfg.Logger}),
-		slots:  make(chan struct{}, cfg.MaxConcurrent),
-		m:      newMetrics(cfg.Registry),
+		engine: search.NewEngine(cfg.Bucket, search.Options{Concurrency: cfg.BlockConcurrency, SkipUnreadable: true, Logger: cfg.Logger,
+			OnSkip: func(string, *block.Meta) { m.skipped.WithLabelValues("search").Inc() }}),
+		slots: make(chan struct{}, cfg.MaxConcurrent),
+		m:     m,
 	}
 	a.blocks = newBlockList(cfg, a.m)
 	a.routes()

@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"go.opentelemetry.io/collector/pdata/ptrace"
 
 	"github.com/tracectl/tracectl/internal/blocks/block"
@@ -142,7 +144,8 @@ func TestUnreadableBlocksAreSkipped(t *testing.T) {
 			bad := metas[1]
 			tc.breakBlock(t, b, in, bad)
 			logs := &logBuffer{}
-			_, base := startAPI(t, Config{Bucket: b, Logger: slog.New(slog.NewTextHandler(logs, nil))})
+			reg := prometheus.NewRegistry()
+			_, base := startAPI(t, Config{Bucket: b, Logger: slog.New(slog.NewTextHandler(logs, nil)), Registry: reg})
 
 			for g, ids := range groups {
 				for _, id := range ids {
@@ -171,6 +174,13 @@ func TestUnreadableBlocksAreSkipped(t *testing.T) {
 			}
 			if !strings.Contains(logs.String(), tc.warning) || !strings.Contains(logs.String(), bad.BlockID.String()) {
 				t.Errorf("no warning %q naming block %s; logs:\n%s", tc.warning, bad.BlockID, logs)
+			}
+			if tc.listed {
+				// Counted for /metrics: by search always, by trace by
+				// ID when the bloom filter led it to the broken block.
+				if n := testutil.ToFloat64(skippedCounter(t, reg, "search")); n < 1 {
+					t.Errorf("tracectl_query_blocks_skipped_total{query=search} = %v after a skipped block", n)
+				}
 			}
 		})
 	}
@@ -288,4 +298,27 @@ func hungQueries(t *testing.T, base string, timeout time.Duration, slowGroups []
 			t.Errorf("query %d took %v, far past the timeout of %v", i, durations[i], timeout)
 		}
 	}
+}
+
+// skippedCounter finds tracectl_query_blocks_skipped_total{query=q} in reg.
+func skippedCounter(t *testing.T, reg *prometheus.Registry, q string) prometheus.Collector {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := prometheus.NewCounter(prometheus.CounterOpts{Name: "copy"})
+	for _, mf := range mfs {
+		if mf.GetName() != "tracectl_query_blocks_skipped_total" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "query" && l.GetValue() == q {
+					c.Add(m.GetCounter().GetValue())
+				}
+			}
+		}
+	}
+	return c
 }

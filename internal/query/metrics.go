@@ -7,6 +7,7 @@ type metrics struct {
 	duration *prometheus.HistogramVec
 	polls    *prometheus.CounterVec
 	blocks   *prometheus.GaugeVec
+	skipped  *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -24,9 +25,13 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		blocks: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "tracectl_query_blocklist_blocks", Help: "Blocks the query API knows per tenant.",
 		}, []string{"tenant"}),
+		skipped: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tracectl_query_blocks_skipped_total",
+			Help: "Blocks a query could not read and answered without (damaged or unreadable objects), by kind of query (trace_by_id, search).",
+		}, []string{"query"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.requests, m.duration, m.polls, m.blocks)
+		reg.MustRegister(m.requests, m.duration, m.polls, m.blocks, m.skipped)
 	}
 	return m
 }

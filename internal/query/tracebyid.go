@@ -127,6 +127,7 @@ func (a *API) findTrace(ctx context.Context, tenantID string, id block.TraceID, 
 	}
 	for _, p := range res.Problems {
 		a.cfg.Logger.Warn("block skipped in trace by ID", "tenant", tenantID, "trace", id.Hex(), "problem", p.Error())
+		a.m.skipped.WithLabelValues("trace_by_id").Inc()
 	}
 	out := &traceResult{inspectedBytes: uint64(max(res.Stats.InspectedBytes, 0))}
 	all := parts

@@ -36,6 +36,9 @@ type Options struct {
 	// first unreadable block fails the search.
 	SkipUnreadable bool
 	Logger         *slog.Logger
+	// OnSkip, if set, is called for each block skipped by SkipUnreadable
+	// (for a metric); it must be quick and safe for concurrent use.
+	OnSkip func(tenant string, m *block.Meta)
 }
 
 // Engine answers searches over one bucket. It is safe for concurrent use
@@ -168,6 +171,9 @@ func (e *Engine) Search(ctx context.Context, tenant string, metas []*block.Meta,
 			return err
 		}
 		e.opts.Logger.Warn("block skipped in search: it cannot be read", "tenant", tenant, "block", m.BlockID.String(), "err", err)
+		if e.opts.OnSkip != nil {
+			e.opts.OnSkip(tenant, m)
+		}
 		skipMu.Lock()
 		skipped = append(skipped, fmt.Errorf("block %s/%s: %w", tenant, m.BlockID, err))
 		skipMu.Unlock()
