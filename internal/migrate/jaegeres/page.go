@@ -72,78 +72,57 @@ func (r *pageReader) search(ctx context.Context, path string, body any) (*search
 func (r *pageReader) parse(body []byte) (*searchResult, error) {
 	out := &searchResult{}
 	r.lastRaw = r.lastRaw[:0]
-	// One walk over the answer: each hit is passed over once, its _source
-	// once more to be decoded. (jsonparser's ArrayEach and ObjectEach
-	// scanned each hit to its end, then its _source again, before the
-	// decoder read it: a third of the export's time went to those scans.)
-	s := &scanner{b: body}
-	if s.peek() != '{' {
-		return nil, errors.New("the answer is not a JSON object")
-	}
-	err := s.object(func(key []byte) error {
-		switch string(key) {
-		case "pit_id":
-			if s.peek() != '"' {
-				s.skip()
-				return nil
-			}
-			raw, esc := s.str()
-			if !esc {
-				out.pitID = string(raw)
-				return nil
-			}
-			var err error
-			if out.pitID, err = jsonparser.ParseString(raw); err != nil {
-				return fmt.Errorf("pit_id: %w", err)
-			}
-		case "_shards":
-			start := s.i
-			s.skip()
-			v := body[start:s.i]
-			n, _ := jsonparser.GetInt(v, "failed")
-			out.failed = int(n)
-			n, _ = jsonparser.GetInt(v, "total")
-			out.total = int(n)
-		case "hits":
-			if s.peek() != '{' {
-				s.skip()
-				return nil
-			}
-			return s.object(func(key []byte) error {
-				if string(key) != "hits" {
-					s.skip()
-					return nil
-				}
-				switch s.peek() {
-				case '[':
-				case 'n': // null: an empty page, the end of the slice
-					s.skip()
-					return nil
-				default:
-					return errors.New("hits.hits is not an array")
-				}
-				return s.array(func() error {
-					if s.peek() != '{' {
-						return fmt.Errorf("hits.hits[%d] is not an object", len(out.hits))
-					}
-					h, err := r.hit(s)
-					if err != nil {
-						return fmt.Errorf("hits.hits[%d]: %w", len(out.hits), err)
-					}
-					out.hits = append(out.hits, h)
-					return nil
-				})
-			})
-		default:
-			s.skip()
+	// Elasticsearch and OpenSearch put pit_id and _shards before hits, so
+	// this stops before the hits; the hits are then walked once.
+	var ferr error
+	jsonparser.EachKey(body, func(idx int, value []byte, vt jsonparser.ValueType, err error) {
+		if err != nil {
+			return
 		}
-		return nil
-	})
-	if err == nil {
-		err = s.err
+		switch idx {
+		case 0:
+			if vt == jsonparser.String {
+				out.pitID, err = jsonparser.ParseString(value)
+				if err != nil && ferr == nil {
+					ferr = fmt.Errorf("pit_id: %w", err)
+				}
+			}
+		case 1:
+			n, _ := jsonparser.ParseInt(value)
+			out.failed = int(n)
+		case 2:
+			n, _ := jsonparser.ParseInt(value)
+			out.total = int(n)
+		}
+	}, []string{"pit_id"}, []string{"_shards", "failed"}, []string{"_shards", "total"})
+	if ferr != nil {
+		return nil, ferr
+	}
+	var herr error
+	_, err := jsonparser.ArrayEach(body, func(v []byte, vt jsonparser.ValueType, _ int, err error) {
+		if herr != nil {
+			return
+		}
+		if err != nil || vt != jsonparser.Object {
+			herr = fmt.Errorf("hits.hits[%d] is not an object", len(out.hits))
+			return
+		}
+		h, err := r.hit(v)
+		if err != nil {
+			herr = fmt.Errorf("hits.hits[%d]: %w", len(out.hits), err)
+			return
+		}
+		out.hits = append(out.hits, h)
+	}, "hits", "hits")
+	if herr != nil {
+		return nil, herr
 	}
 	if err != nil {
-		return nil, err
+		// No hits array (or null): an empty page, the end of the slice.
+		if _, vt, _, gerr := jsonparser.Get(body, "hits", "hits"); gerr == nil && vt != jsonparser.Null {
+			return nil, fmt.Errorf("hits.hits: %w", err)
+		}
+		return out, nil
 	}
 	if len(out.hits) > 0 && len(r.lastRaw) > 0 {
 		if err := jsonCfg.Unmarshal(r.lastRaw, &out.after); err != nil {
@@ -153,55 +132,38 @@ func (r *pageReader) parse(body []byte) (*searchResult, error) {
 	return out, nil
 }
 
-// hit reads one element of hits.hits (the scanner is at its '{'); its
-// _source is decoded where it lies in the answer.
-func (r *pageReader) hit(s *scanner) (hit, error) {
+// hit reads one element of hits.hits; _source is decoded where it lies in
+// the answer.
+func (r *pageReader) hit(v []byte) (hit, error) {
 	var h hit
 	var src []byte
 	r.lastRaw = r.lastRaw[:0]
-	err := s.object(func(key []byte) error {
+	err := jsonparser.ObjectEach(v, func(key, value []byte, dt jsonparser.ValueType, _ int) error {
 		switch string(key) {
 		case "_index", "_id":
-			if s.peek() != '"' {
+			if dt != jsonparser.String {
 				return fmt.Errorf("%s is not a string", key)
 			}
-			raw, esc := s.str()
-			var v string
-			if esc {
-				var err error
-				if v, err = jsonparser.ParseString(raw); err != nil {
-					return fmt.Errorf("%s: %w", key, err)
-				}
-			} else {
-				v = r.in.get(raw)
+			s, err := r.str(value)
+			if err != nil {
+				return fmt.Errorf("%s: %w", key, err)
 			}
 			if key[1] == 'i' && key[2] == 'n' {
-				h.index = v
+				h.index = s
 			} else {
-				h.id = v
+				h.id = s
 			}
 		case "_source":
-			obj := s.peek() == '{'
-			start := s.i
-			s.skip()
-			if obj {
-				src = s.b[start:s.i]
+			if dt == jsonparser.Object {
+				src = value
 			}
 		case "sort":
-			arr := s.peek() == '['
-			start := s.i
-			s.skip()
-			if arr {
-				r.lastRaw = append(r.lastRaw, s.b[start:s.i]...)
+			if dt == jsonparser.Array {
+				r.lastRaw = append(r.lastRaw, value...)
 			}
-		default:
-			s.skip()
 		}
 		return nil
 	})
-	if err == nil {
-		err = s.err
-	}
 	if err != nil {
 		return h, err
 	}
@@ -215,194 +177,13 @@ func (r *pageReader) hit(s *scanner) (hit, error) {
 	return h, nil
 }
 
-// scanner walks JSON without decoding it: it finds where values end,
-// passing over strings with bytes.IndexByte. It checks the structure of
-// what it walks (objects, arrays, strings), not the contents of what it
-// skips (the decoder checks the _source it is given).
-type scanner struct {
-	b   []byte
-	i   int
-	err error
-}
-
-func (s *scanner) malformed(what string) error {
-	if s.err == nil {
-		s.err = fmt.Errorf("malformed JSON at offset %d: %s", s.i, what)
+// str is a string value as jsonparser gives it (still escaped), shared
+// through the interner when it needs no unescaping.
+func (r *pageReader) str(raw []byte) (string, error) {
+	if bytes.IndexByte(raw, '\\') >= 0 {
+		return jsonparser.ParseString(raw)
 	}
-	s.i = len(s.b)
-	return s.err
-}
-
-func (s *scanner) ws() {
-	for s.i < len(s.b) {
-		switch s.b[s.i] {
-		case ' ', '\t', '\n', '\r':
-			s.i++
-		default:
-			return
-		}
-	}
-}
-
-// peek skips white space and returns the next byte (0 at the end).
-func (s *scanner) peek() byte {
-	s.ws()
-	if s.i >= len(s.b) {
-		return 0
-	}
-	return s.b[s.i]
-}
-
-// stringEnd returns the index of the closing quote of the string whose
-// contents start at i, or -1.
-func (s *scanner) stringEnd(i int) int {
-	for {
-		k := bytes.IndexByte(s.b[i:], '"')
-		if k < 0 {
-			return -1
-		}
-		i += k
-		n := 0
-		for p := i - 1; p >= 0 && s.b[p] == '\\'; p-- {
-			n++
-		}
-		if n%2 == 0 {
-			return i
-		}
-		i++
-	}
-}
-
-// str reads the string at s.i: its raw contents, and whether they hold
-// an escape.
-func (s *scanner) str() (raw []byte, esc bool) {
-	start := s.i + 1
-	end := s.stringEnd(start)
-	if end < 0 {
-		s.malformed("unterminated string")
-		return nil, false
-	}
-	s.i = end + 1
-	raw = s.b[start:end]
-	return raw, bytes.IndexByte(raw, '\\') >= 0
-}
-
-// skip passes over the value at s.i.
-func (s *scanner) skip() {
-	switch s.peek() {
-	case 0:
-		s.malformed("a value is missing")
-	case '"':
-		end := s.stringEnd(s.i + 1)
-		if end < 0 {
-			s.malformed("unterminated string")
-			return
-		}
-		s.i = end + 1
-	case '{', '[':
-		depth := 0
-		for s.i < len(s.b) {
-			switch s.b[s.i] {
-			case '"':
-				end := s.stringEnd(s.i + 1)
-				if end < 0 {
-					s.malformed("unterminated string")
-					return
-				}
-				s.i = end
-			case '{', '[':
-				depth++
-			case '}', ']':
-				depth--
-				if depth == 0 {
-					s.i++
-					return
-				}
-			}
-			s.i++
-		}
-		s.malformed("unterminated object or array")
-	default: // a number, true, false or null
-		start := s.i
-		for s.i < len(s.b) {
-			switch s.b[s.i] {
-			case ',', '}', ']', ' ', '\t', '\n', '\r':
-				if s.i == start {
-					s.malformed("a value is missing")
-				}
-				return
-			}
-			s.i++
-		}
-	}
-}
-
-// object calls f for each member of the object at s.i, with the scanner
-// at the member's value; f must pass over the value.
-func (s *scanner) object(f func(key []byte) error) error {
-	if s.peek() != '{' {
-		return s.malformed("an object is expected")
-	}
-	s.i++
-	if s.peek() == '}' {
-		s.i++
-		return nil
-	}
-	for {
-		if s.peek() != '"' {
-			return s.malformed("a key is expected")
-		}
-		key, _ := s.str()
-		if s.peek() != ':' {
-			return s.malformed("':' is expected")
-		}
-		s.i++
-		if err := f(key); err != nil {
-			return err
-		}
-		if s.err != nil {
-			return s.err
-		}
-		switch s.peek() {
-		case ',':
-			s.i++
-		case '}':
-			s.i++
-			return nil
-		default:
-			return s.malformed("',' or '}' is expected")
-		}
-	}
-}
-
-// array calls f for each element of the array at s.i, with the scanner
-// at the element; f must pass over it.
-func (s *scanner) array(f func() error) error {
-	if s.peek() != '[' {
-		return s.malformed("an array is expected")
-	}
-	s.i++
-	if s.peek() == ']' {
-		s.i++
-		return nil
-	}
-	for {
-		if err := f(); err != nil {
-			return err
-		}
-		if s.err != nil {
-			return s.err
-		}
-		switch s.peek() {
-		case ',':
-			s.i++
-		case ']':
-			s.i++
-			return nil
-		default:
-			return s.malformed("',' or ']' is expected")
-		}
-	}
+	return r.in.get(raw), nil
 }
 
 // sortKey is the first sort value when it is a string (the traceID).
