@@ -280,19 +280,7 @@ func logfmtQuote(s string) string {
 }
 
 func appendString(b []byte, num protowire.Number, s string) []byte {
-	if s == "" {
-		return b
-	}
-	b = protowire.AppendTag(b, num, protowire.BytesType)
-	return protowire.AppendString(b, s)
-}
-
-func appendVarint(b []byte, num protowire.Number, n uint64) []byte {
-	if n == 0 {
-		return b
-	}
-	b = protowire.AppendTag(b, num, protowire.VarintType)
-	return protowire.AppendVarint(b, n)
+	return block.AppendBytesField(b, num, []byte(s))
 }
 
 func appendMessage(b []byte, num protowire.Number, m []byte) []byte {
@@ -307,8 +295,8 @@ func appendTraceMetadata(b []byte, t *search.TraceMetadata) []byte {
 	b = appendString(b, 1, t.TraceID)
 	b = appendString(b, 2, t.RootServiceName)
 	b = appendString(b, 3, t.RootTraceName)
-	b = appendVarint(b, 4, uint64(t.StartTimeUnixNano))
-	b = appendVarint(b, 5, uint64(t.DurationMs))
+	b = block.AppendUvarintField(b, 4, uint64(t.StartTimeUnixNano))
+	b = block.AppendUvarintField(b, 5, uint64(t.DurationMs))
 	if t.SpanSet != nil {
 		b = appendMessage(b, 6, appendSpanSet(nil, t.SpanSet))
 	}
@@ -323,8 +311,8 @@ func appendTraceMetadata(b []byte, t *search.TraceMetadata) []byte {
 	for _, name := range services {
 		st := t.ServiceStats[name]
 		var stats []byte
-		stats = appendVarint(stats, 1, uint64(st.SpanCount))
-		stats = appendVarint(stats, 2, uint64(st.ErrorCount))
+		stats = block.AppendUvarintField(stats, 1, uint64(st.SpanCount))
+		stats = block.AppendUvarintField(stats, 2, uint64(st.ErrorCount))
 		var entry []byte
 		entry = protowire.AppendTag(entry, 1, protowire.BytesType)
 		entry = protowire.AppendString(entry, name)
@@ -340,12 +328,12 @@ func appendSpanSet(b []byte, s *search.SpanSet) []byte {
 		var m []byte
 		m = appendString(m, 1, sp.SpanID)
 		m = appendString(m, 2, sp.Name)
-		m = appendVarint(m, 3, uint64(sp.StartTimeUnixNano))
-		m = appendVarint(m, 4, uint64(sp.DurationNanos))
+		m = block.AppendUvarintField(m, 3, uint64(sp.StartTimeUnixNano))
+		m = block.AppendUvarintField(m, 4, uint64(sp.DurationNanos))
 		m = appendKeyValues(m, 5, sp.Attributes)
 		b = appendMessage(b, 1, m)
 	}
-	b = appendVarint(b, 2, uint64(s.Matched))
+	b = block.AppendUvarintField(b, 2, uint64(s.Matched))
 	return appendKeyValues(b, 3, s.Attributes)
 }
 
@@ -385,11 +373,11 @@ func appendSearchMetrics(b []byte, m *search.Metrics) []byte {
 	if m == nil {
 		return b
 	}
-	b = appendVarint(b, 1, uint64(m.InspectedTraces))
-	b = appendVarint(b, 2, uint64(m.InspectedBytes))
-	b = appendVarint(b, 3, uint64(m.TotalBlocks))
-	b = appendVarint(b, 4, uint64(m.CompletedJobs))
-	b = appendVarint(b, 5, uint64(m.TotalJobs))
-	b = appendVarint(b, 6, uint64(m.TotalBlockBytes))
-	return appendVarint(b, 7, uint64(m.InspectedSpans))
+	b = block.AppendUvarintField(b, 1, uint64(m.InspectedTraces))
+	b = block.AppendUvarintField(b, 2, uint64(m.InspectedBytes))
+	b = block.AppendUvarintField(b, 3, uint64(m.TotalBlocks))
+	b = block.AppendUvarintField(b, 4, uint64(m.CompletedJobs))
+	b = block.AppendUvarintField(b, 5, uint64(m.TotalJobs))
+	b = block.AppendUvarintField(b, 6, uint64(m.TotalBlockBytes))
+	return block.AppendUvarintField(b, 7, uint64(m.InspectedSpans))
 }

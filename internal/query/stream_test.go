@@ -36,9 +36,9 @@ func searchRequestProto(query string, limit, start, end uint64, tags map[string]
 		e = appendString(e, 2, v)
 		b = appendMessage(b, 1, e)
 	}
-	b = appendVarint(b, 4, limit)
-	b = appendVarint(b, 5, start)
-	b = appendVarint(b, 6, end)
+	b = block.AppendUvarintField(b, 4, limit)
+	b = block.AppendUvarintField(b, 5, start)
+	b = block.AppendUvarintField(b, 6, end)
 	b = appendString(b, 8, query)
 	return b
 }

@@ -138,7 +138,9 @@ func appendTimestamp(b []byte, num protowire.Number, t time.Time) []byte {
 	return protowire.AppendBytes(b, ts)
 }
 
-func appendUvarintField(b []byte, num protowire.Number, v uint64) []byte {
+// AppendUvarintField appends varint field num unless v is 0 (proto3
+// leaves zero values out).
+func AppendUvarintField(b []byte, num protowire.Number, v uint64) []byte {
 	if v == 0 {
 		return b
 	}
@@ -146,7 +148,8 @@ func appendUvarintField(b []byte, num protowire.Number, v uint64) []byte {
 	return protowire.AppendVarint(b, v)
 }
 
-func appendBytesField(b []byte, num protowire.Number, v []byte) []byte {
+// AppendBytesField appends length-delimited field num unless v is empty.
+func AppendBytesField(b []byte, num protowire.Number, v []byte) []byte {
 	if len(v) == 0 {
 		return b
 	}
@@ -155,22 +158,22 @@ func appendBytesField(b []byte, num protowire.Number, v []byte) []byte {
 }
 
 func appendBlockMeta(b []byte, m *Meta) []byte {
-	b = appendBytesField(b, bmFormat, []byte(m.Format))
-	b = appendBytesField(b, bmBlockID, m.BlockID[:])
-	b = appendBytesField(b, bmTenantID, []byte(m.TenantID))
+	b = AppendBytesField(b, bmFormat, []byte(m.Format))
+	b = AppendBytesField(b, bmBlockID, m.BlockID[:])
+	b = AppendBytesField(b, bmTenantID, []byte(m.TenantID))
 	b = appendTimestamp(b, bmStartTime, m.StartTime)
 	b = appendTimestamp(b, bmEndTime, m.EndTime)
-	b = appendUvarintField(b, bmTotalObjects, uint64(m.TotalObjects))
-	b = appendUvarintField(b, bmSize, m.Size)
-	b = appendUvarintField(b, bmCompactionLevel, uint64(m.CompactionLevel))
-	b = appendUvarintField(b, bmIndexPageSize, uint64(m.IndexPageSize))
-	b = appendUvarintField(b, bmTotalRecords, uint64(m.TotalRecords))
-	b = appendUvarintField(b, bmBloomShards, uint64(m.BloomShards))
-	b = appendUvarintField(b, bmFooterSize, uint64(m.FooterSize))
+	b = AppendUvarintField(b, bmTotalObjects, uint64(m.TotalObjects))
+	b = AppendUvarintField(b, bmSize, m.Size)
+	b = AppendUvarintField(b, bmCompactionLevel, uint64(m.CompactionLevel))
+	b = AppendUvarintField(b, bmIndexPageSize, uint64(m.IndexPageSize))
+	b = AppendUvarintField(b, bmTotalRecords, uint64(m.TotalRecords))
+	b = AppendUvarintField(b, bmBloomShards, uint64(m.BloomShards))
+	b = AppendUvarintField(b, bmFooterSize, uint64(m.FooterSize))
 	if len(m.DedicatedColumns) > 0 {
-		b = appendBytesField(b, bmDedicatedColumns, MarshalDedicatedColumns(m.DedicatedColumns))
+		b = AppendBytesField(b, bmDedicatedColumns, MarshalDedicatedColumns(m.DedicatedColumns))
 	}
-	b = appendUvarintField(b, bmReplicationFactor, uint64(m.ReplicationFactor))
+	b = AppendUvarintField(b, bmReplicationFactor, uint64(m.ReplicationFactor))
 	return b
 }
 
