@@ -8,6 +8,8 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"sort"
+	"time"
 
 	"go.opentelemetry.io/collector/pdata/ptrace"
 	"google.golang.org/protobuf/encoding/protowire"
@@ -42,6 +44,27 @@ type template struct {
 	patches []patch
 	spans   int
 	lines   int
+	// traces: one entry per trace (per repetition) the request carries,
+	// at the offset of its first span's trace_id, for the query workers.
+	traces     []traceRef
+	spanTraces []spanTrace // while encoding: each span's trace_id offset and span ID
+}
+
+type spanTrace struct {
+	off  int32
+	rep  int32
+	span uint64
+}
+
+// traceRef is one trace of a template: where its (rewritten) ID is in the
+// rendered body, how many of its spans this request carries, and how many
+// spans the whole trace has in one pass over the corpus. Spans are counted
+// by distinct span ID: the corpus sends some spans twice (a redelivery),
+// and readers return each span ID once.
+type traceRef struct {
+	off   int32
+	spans int32
+	full  int32
 }
 
 type corpusLoad struct {
@@ -51,6 +74,8 @@ type corpusLoad struct {
 	repSpans    int   // spans in one pass over the corpus (as sent)
 	maxEndNanos int64 // latest end time in the corpus
 	minStart    int64
+	traceSpans  map[[16]byte]int32 // distinct span IDs per trace in one pass
+	services    []string           // service.name values with spans in the corpus' last 10 minutes, by span count
 
 	templates  []template
 	cycleReps  int // repetitions of the corpus one pass over the templates covers
@@ -83,7 +108,14 @@ func loadCorpus(path string) (*corpusLoad, error) {
 		return nil, err
 	}
 	defer f.Close()
-	c := &corpusLoad{path: path, minStart: math.MaxInt64}
+	c := &corpusLoad{path: path, minStart: math.MaxInt64, traceSpans: map[[16]byte]int32{}}
+	svcSpans := map[string]int{}
+	svcLastEnd := map[string]int64{}
+	type spanKey struct {
+		trace [16]byte
+		span  [8]byte
+	}
+	seenSpans := map[spanKey]bool{}
 	sc := bufio.NewScanner(f)
 	sc.Buffer(make([]byte, 0, 1<<20), 64<<20)
 	var u ptrace.JSONUnmarshaler
@@ -101,11 +133,20 @@ func loadCorpus(path string) (*corpusLoad, error) {
 		c.repSpans += td.SpanCount()
 		rss := td.ResourceSpans()
 		for i := 0; i < rss.Len(); i++ {
+			svc, _ := rss.At(i).Resource().Attributes().Get("service.name")
 			sss := rss.At(i).ScopeSpans()
 			for j := 0; j < sss.Len(); j++ {
 				sp := sss.At(j).Spans()
 				for k := 0; k < sp.Len(); k++ {
 					s := sp.At(k)
+					if k := (spanKey{s.TraceID(), s.SpanID()}); !seenSpans[k] {
+						seenSpans[k] = true
+						c.traceSpans[k.trace]++
+					}
+					if svc.Str() != "" {
+						svcSpans[svc.Str()]++
+						svcLastEnd[svc.Str()] = max(svcLastEnd[svc.Str()], int64(s.EndTimestamp()))
+					}
 					c.maxEndNanos = max(c.maxEndNanos, int64(s.EndTimestamp()))
 					if st := int64(s.StartTimestamp()); st > 0 {
 						c.minStart = min(c.minStart, st)
@@ -120,6 +161,18 @@ func loadCorpus(path string) (*corpusLoad, error) {
 	if len(c.lines) == 0 || c.repSpans == 0 {
 		return nil, fmt.Errorf("%s: no spans", path)
 	}
+	// The corpus covers 26 minutes and is replayed with its last end time
+	// at the moment of sending, so a search over the last 15 minutes finds
+	// only the services with spans in its last part.
+	for svc := range svcSpans {
+		if svcLastEnd[svc] >= c.maxEndNanos-int64(10*time.Minute) {
+			c.services = append(c.services, svc)
+		}
+	}
+	sort.Slice(c.services, func(i, j int) bool {
+		a, b := c.services[i], c.services[j]
+		return svcSpans[a] > svcSpans[b] || svcSpans[a] == svcSpans[b] && a < b
+	})
 	return c, nil
 }
 
@@ -170,6 +223,11 @@ func (c *corpusLoad) buildTemplates(batchSpans, cycleReps int, seed uint64) erro
 			return err
 		}
 		t.lines = b.lines
+		for i := range t.traces {
+			var id [16]byte
+			copy(id[:], t.body[t.traces[i].off:])
+			t.traces[i].full = c.traceSpans[id]
+		}
 		c.templates = append(c.templates, t)
 	}
 	return nil
@@ -202,6 +260,34 @@ func encodeTemplate(td ptrace.Traces, reps []int32) (template, error) {
 	if rsIndex != len(reps) {
 		return template{}, fmt.Errorf("found %d resourceSpans, expected %d", rsIndex, len(reps))
 	}
+	// One traceRef per (repetition, trace ID): the rewritten ID is the
+	// same at every span of it, so the first span's offset will do.
+	type key struct {
+		rep int32
+		id  [16]byte
+	}
+	type spanKey struct {
+		key
+		span uint64
+	}
+	seen := map[key]int{}
+	seenSpans := map[spanKey]bool{}
+	for _, st := range t.spanTraces {
+		var k key
+		k.rep = st.rep
+		copy(k.id[:], body[st.off:st.off+16])
+		i, ok := seen[k]
+		if !ok {
+			i = len(t.traces)
+			seen[k] = i
+			t.traces = append(t.traces, traceRef{off: st.off})
+		}
+		if sk := (spanKey{k, st.span}); !seenSpans[sk] {
+			seenSpans[sk] = true
+			t.traces[i].spans++
+		}
+	}
+	t.spanTraces = nil
 	return t, nil
 }
 
@@ -263,12 +349,20 @@ func walkSpan(t *template, b []byte, base int, rep int32) error {
 		}
 		t.patches = append(t.patches, patch{off: int32(start), kind: kind, rep: rep})
 	}
-	return walkMessage(b, base, func(num protowire.Number, typ protowire.Type, start int, v []byte) error {
+	traceOff := int32(-1)
+	var spanID uint64
+	err := walkMessage(b, base, func(num protowire.Number, typ protowire.Type, start int, v []byte) error {
 		switch {
 		case num == 1 && typ == protowire.BytesType && len(v) == 16: // trace_id
 			add(patchTraceID, start, v)
+			if !allZero(v) {
+				traceOff = int32(start)
+			}
 		case (num == 2 || num == 4) && typ == protowire.BytesType && len(v) == 8: // span_id, parent_span_id
 			add(patchSpanID, start, v)
+			if num == 2 {
+				spanID = binary.LittleEndian.Uint64(v)
+			}
 		case (num == 7 || num == 8) && typ == protowire.Fixed64Type: // start/end time
 			add(patchTime, start, v)
 		case num == 11 && typ == protowire.BytesType: // events
@@ -291,6 +385,10 @@ func walkSpan(t *template, b []byte, base int, rep int32) error {
 		}
 		return nil
 	})
+	if err == nil && traceOff >= 0 {
+		t.spanTraces = append(t.spanTraces, spanTrace{off: traceOff, rep: rep, span: spanID})
+	}
+	return err
 }
 
 func allZero(b []byte) bool {

@@ -71,6 +71,11 @@ type loadGen struct {
 	mu     sync.Mutex
 	acks   []ackRec
 	errors map[string]int
+
+	// onAck, when set, is called after every fully accepted Export with
+	// the request number, the body as sent, the ack time (ns since the
+	// start) and the acked-span total including this request.
+	onAck func(n uint64, body []byte, at, cum int64)
 }
 
 func newLoadGen(c *corpusLoad, addr string, conns int, useGzip bool) (*loadGen, error) {
@@ -145,8 +150,11 @@ func (g *loadGen) send(cc *grpc.ClientConn, buf *[]byte, n uint64, due time.Time
 	rec.at = int64(time.Since(g.start))
 	g.acks = append(g.acks, rec)
 	g.mu.Unlock()
-	g.ackedSpans.Add(int64(accepted))
+	cum := g.ackedSpans.Add(int64(accepted))
 	g.ackedReqs.Add(1)
+	if g.onAck != nil && accepted == spans {
+		g.onAck(n, body, rec.at, cum)
+	}
 }
 
 // runClosed starts workers that send back to back (saturation).

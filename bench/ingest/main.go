@@ -60,6 +60,11 @@ type options struct {
 	MaxRSS           int64         `json:"target_peak_rss_bytes"`
 	Drain            bool          `json:"drain"`
 	Sample           time.Duration `json:"-"`
+	QueryRate        float64       `json:"query_rate_per_s"`
+	QueryConcurrency int           `json:"query_concurrency"`
+	QueryRecent      time.Duration `json:"-"`
+	QueryOld         time.Duration `json:"-"`
+	QueryTraceSample int           `json:"query_trace_sample_every"`
 
 	DurationS         float64 `json:"duration_s"`
 	WarmupS           float64 `json:"warmup_s"`
@@ -109,6 +114,11 @@ func run() int {
 	fs.Int64Var(&o.MaxRSS, "max-rss", 1<<30, "sustained mode: peak RSS target in bytes")
 	fs.BoolVar(&o.Drain, "drain", true, "sustained mode: after the load, wait until every acknowledged span is in a stored block (measures the last blocks' flush lag)")
 	fs.DurationVar(&o.Sample, "sample", time.Second, "sampling interval of the server's metrics")
+	fs.Float64Var(&o.QueryRate, "query-rate", 4, "sustained mode: queries/s (all kinds together) sent to the server's HTTP API while loading, as Grafana sends them; 0 for none")
+	fs.IntVar(&o.QueryConcurrency, "query-concurrency", 4, "sustained mode: queries in flight at most")
+	fs.DurationVar(&o.QueryRecent, "query-recent", 10*time.Second, "sustained mode: a \"recent\" trace-by-ID query asks for a trace acked at most this long ago")
+	fs.DurationVar(&o.QueryOld, "query-old", 0, "sustained mode: an \"old\" trace-by-ID query asks for a trace acked at least this long ago (default 2 x -max-block-duration + 15s, so it is in a block)")
+	fs.IntVar(&o.QueryTraceSample, "query-trace-sample", 16, "sustained mode: record every n-th acked trace as a candidate for trace-by-ID queries")
 	if err := fs.Parse(os.Args[1:]); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
@@ -136,6 +146,13 @@ func run() int {
 		}
 	default:
 		fmt.Fprintf(os.Stderr, "-mode %q: use max or sustained\n", o.Mode)
+		return 2
+	}
+	if o.QueryOld == 0 {
+		o.QueryOld = 2*o.MaxBlockDuration + 15*time.Second
+	}
+	if o.QueryRate < 0 || o.QueryConcurrency < 1 || o.QueryTraceSample < 1 || o.QueryRecent <= 0 {
+		fmt.Fprintln(os.Stderr, "-query-rate must not be negative; -query-concurrency, -query-trace-sample and -query-recent must be positive")
 		return 2
 	}
 	if o.Runs < 1 || o.Concurrency < 1 || o.Conns < 1 || o.Batch < 1 || o.CycleReps < 1 {

@@ -53,9 +53,51 @@ func (r *result) summary() string {
 		p("ack latency: p50 %.2f ms, p90 %.2f ms, p99 %.2f ms, p99.9 %.2f ms, max %.2f ms over %d Exports (schedule latency p99 %.2f ms, dispatch behind at most %.3f s)",
 			s.Latency.P50ms, s.Latency.P90ms, s.Latency.P99ms, s.Latency.P999ms, s.Latency.Maxms, s.Latency.Requests, s.SchedLatency.P99ms, s.MaxBehindS)
 		p("server histograms: %s", s.ServerLatency)
-		p("per minute: %-4s %8s %8s %9s %8s %8s %9s %8s %6s", "min", "maxRSS", "meanRSS", "maxHeap", "maxHead", "maxWAL", "spans/s", "srvCPU", "load1")
+		var qm map[int]queryMinute
+		if s.Queries != nil {
+			qm = map[int]queryMinute{}
+			for _, m := range s.Queries.PerMinute {
+				qm[m.Minute] = m
+			}
+		}
+		p("per minute: %-4s %8s %8s %9s %8s %8s %9s %8s %6s %6s %5s %5s %7s %7s %8s", "min", "maxRSS", "meanRSS", "maxHeap", "maxHead", "maxWAL", "spans/s", "srvCPU", "load1",
+			"gorout", "fds", "thr", "queries", "q.errs", "q.p99ms")
 		for _, m := range s.PerMinute {
-			p("            %-4d %7.0fM %7.0fM %8.0fM %7.0fM %7.0fM %9.0f %8.2f %6.2f", m.Minute, m.MaxRSSMB, m.MeanRSSMB, m.MaxHeapMB, m.MaxHeadMB, m.MaxWALMB, m.AckedPerS, m.ServerCPU, m.MeanLoadAvg1)
+			q := qm[m.Minute]
+			p("            %-4d %7.0fM %7.0fM %8.0fM %7.0fM %7.0fM %9.0f %8.2f %6.2f %6.0f %5.0f %5.0f %7d %7d %8.1f", m.Minute, m.MaxRSSMB, m.MeanRSSMB, m.MaxHeapMB, m.MaxHeadMB, m.MaxWALMB,
+				m.AckedPerS, m.ServerCPU, m.MeanLoadAvg1, m.MaxGorout, m.MaxFDs, m.MaxThreads, q.Queries, q.Errors, q.P99ms)
+		}
+		p("  (gorout, fds, thr = max over the minute of go_goroutines, process_open_fds, go_threads)")
+		if len(s.Growth) > 0 {
+			p("growth over the load (second-half least-squares slope, projected over the second half):")
+			p("  %-10s %10s %10s %10s %10s %10s %10s %12s %10s %s", "series", "first", "last", "1st min", "last min", "min", "max", "slope/min", "projected", "verdict")
+			for _, g := range s.Growth {
+				v := "(no verdict)"
+				if g.Judged {
+					v = fmt.Sprintf("%s (limit %+.1f)", passMiss(g.Pass), g.Limit)
+				}
+				p("  %-10s %10.1f %10.1f %10.1f %10.1f %10.1f %10.1f %12.3f %+10.1f %s", g.Name, g.First, g.Last, g.FirstMinuteMean, g.LastMinuteMean, g.Min, g.Max, g.SlopePerMin, g.ProjectedGrowth, v)
+			}
+		}
+		if q := s.Queries; q != nil {
+			p("queries alongside the load: %.2f/s (target %.2f/s, up to %d in flight, dispatch behind at most %.2f s); %s",
+				q.AchievedRate, q.TargetRate, q.Concurrency, q.MaxBehindS, q.Mix)
+			p("  %-18s %8s %7s %9s %10s %7s %9s %9s %9s %9s %9s", "kind", "queries", "errors", "notfound", "incomplete", "empty", "results", "p50 ms", "p90 ms", "p99 ms", "max ms")
+			for _, k := range append(append([]queryKindStats(nil), q.Kinds...), q.All) {
+				p("  %-18s %8d %7d %9d %10d %7d %9.1f %9.1f %9.1f %9.1f %9.1f", k.Kind, k.Queries, k.Errors, k.NotFound, k.Incomplete, k.Empty, k.MeanResults, k.P50ms, k.P90ms, k.P99ms, k.Maxms)
+			}
+			p("  (trace_by_id_head/block: the trace was/was not above the stored blocks' span total when the query started; results = spans, traces, tag names or tag values per answer)")
+			p("  picks: %v; %d acked traces recorded (1 in %d); server: %.0f blocks known at the end, %.0f blocks skipped by queries", q.Picks, q.TracesRecorded, q.TraceSampleEvery, q.ServerBlocksKnown, q.ServerBlocksSkip)
+			if len(q.ErrorCounts) > 0 {
+				p("  query errors: %v", q.ErrorCounts)
+				for i, f := range q.Failures {
+					if i == 5 {
+						p("  ... %d more failures in the JSON", len(q.Failures)-5)
+						break
+					}
+					p("  failure: %+v", f)
+				}
+			}
 		}
 		p("dropped %d; load average 1-min mean %.2f, max %.2f", s.Dropped, s.LoadAvg1Mean, s.LoadAvg1Max)
 		if len(s.ClientErrors) > 0 {

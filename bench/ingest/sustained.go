@@ -23,6 +23,9 @@ type sample struct {
 	ServerCPU  float64 `json:"server_cpu_s"`
 	Acked      int64   `json:"client_acked_spans"`
 	Load1      float64 `json:"loadavg1"`
+	Goroutines float64 `json:"go_goroutines"`
+	Threads    float64 `json:"go_threads"`
+	OpenFDs    float64 `json:"process_open_fds"` // from /metrics, else /proc/<pid>/fd
 }
 
 type blockLag struct {
@@ -55,6 +58,12 @@ type sustainedResult struct {
 	HeapSlopeMBPerMin   float64 `json:"heap_inuse_slope_second_half_mb_per_min"`
 	FlatMemory          bool    `json:"flat_memory"`
 	FlatCriterion       string  `json:"flat_memory_criterion"`
+
+	// No growth of goroutines and open file descriptors; threads and
+	// memory in the same form for comparison (no verdict for threads).
+	Growth []growthCheck `json:"growth_checks"`
+	// Queries sent alongside the load (nil with -query-rate 0).
+	Queries *queryResult `json:"queries,omitempty"`
 
 	MaxFlushLagS      float64    `json:"max_flush_lag_s"`
 	FlushLagLimitS    float64    `json:"flush_lag_limit_s"`
@@ -139,8 +148,29 @@ func runSustained(ctx context.Context, o *options, c *corpusLoad, res *result) e
 	if err != nil {
 		return err
 	}
+	var qr *queryRunner
+	if o.QueryRate > 0 {
+		qr = newQueryRunner(srv.httpAddr, o, c, func() int64 {
+			var stored int64
+			for _, b := range srv.blockEvents() {
+				stored += b.Spans
+			}
+			return stored
+		})
+		lg.onAck = qr.onAck
+		logf("queries: %.1f/s alongside the load, up to %d in flight (%s)", o.QueryRate, o.QueryConcurrency, queryMixDesc)
+	}
 	ct0, gen0 := cpuTimes(), selfCPU()
 	lg.runOpen(o.Concurrency, o.Rate)
+	if qr != nil {
+		qr.run(lg.start)
+	}
+	stopQueries := func() {
+		if qr != nil && !qr.stopping.Load() {
+			qr.stop()
+		}
+	}
+	defer stopQueries()
 
 	var loadSum float64
 	var loadN int
@@ -154,7 +184,13 @@ func runSustained(ctx context.Context, o *options, c *corpusLoad, res *result) e
 			FlushQueue: m["tracectl_flush_queue_blocks"], Blocks: m["tracectl_blocks_written_total"],
 			Accepted: m["tracectl_receiver_accepted_spans_total"],
 			Refused:  m["tracectl_ingest_refused_spans_total"] + m["tracectl_receiver_refused_spans_total"],
-			Acked:    lg.ackedSpans.Load(), Load1: loadAvg()[0]}
+			Acked:    lg.ackedSpans.Load(), Load1: loadAvg()[0],
+			Goroutines: m["go_goroutines"], Threads: m["go_threads"], OpenFDs: m["process_open_fds"]}
+		if _, ok := m["process_open_fds"]; !ok {
+			if ents, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", srv.pid)); err == nil {
+				sm.OpenFDs = float64(len(ents))
+			}
+		}
 		if s.ServerGOMAXPROCS == 0 {
 			s.ServerGOMAXPROCS = m["go_sched_gomaxprocs_threads"]
 		}
@@ -185,11 +221,24 @@ func runSustained(ctx context.Context, o *options, c *corpusLoad, res *result) e
 		if time.Since(lastLog) >= 30*time.Second {
 			lastLog = time.Now()
 			sm := s.Samples[len(s.Samples)-1]
-			logf("t=%4.0fs acked %d spans (%.0f/s), RSS %.0f MB, WAL %.0f MB, head %.0f MB, queue %.0f, blocks %.0f, refused %.0f, load %.2f",
+			qs := ""
+			if qr != nil {
+				qr.mu.Lock()
+				nq, nf := len(qr.recs), 0
+				for _, r := range qr.recs {
+					if r.failed {
+						nf++
+					}
+				}
+				qr.mu.Unlock()
+				qs = fmt.Sprintf(", queries %d (%d failed)", nq, nf)
+			}
+			logf("t=%4.0fs acked %d spans (%.0f/s), RSS %.0f MB, WAL %.0f MB, head %.0f MB, queue %.0f, blocks %.0f, refused %.0f, goroutines %.0f, fds %.0f%s, load %.2f",
 				sm.T, sm.Acked, float64(sm.Acked)/sm.T, float64(sm.VmRSS)/(1<<20), sm.WALBytes/(1<<20), sm.HeadBytes/(1<<20),
-				sm.FlushQueue, sm.Blocks, sm.Refused, sm.Load1)
+				sm.FlushQueue, sm.Blocks, sm.Refused, sm.Goroutines, sm.OpenFDs, qs, sm.Load1)
 		}
 	}
+	stopQueries()
 	lg.stop()
 	loadEnd := time.Since(lg.start)
 	cpuLoadEnd, _ := procCPU(srv.pid)
@@ -291,6 +340,18 @@ func runSustained(ctx context.Context, o *options, c *corpusLoad, res *result) e
 	s.FlatCriterion = "RSS growth projected over the second half of the load (least-squares slope x duration/2) at most 5% of the second half's mean RSS (a falling RSS passes)"
 	s.FlatMemory = len(xs) >= 3 && s.RSSGrowthSecondHalf <= 0.05*mean
 	s.PerMinute = perMinute(s.Samples)
+	s.Growth = []growthCheck{
+		growthOf("goroutines", "go_goroutines", s.Samples, o.Duration, 10, 0.05, func(sm sample) float64 { return sm.Goroutines }, true),
+		growthOf("open fds", "process_open_fds", s.Samples, o.Duration, 5, 0.05, func(sm sample) float64 { return sm.OpenFDs }, true),
+		growthOf("threads", "go_threads", s.Samples, o.Duration, 2, 0.05, func(sm sample) float64 { return sm.Threads }, false),
+		growthOf("RSS MB", "VmRSS", s.Samples, o.Duration, 0, 0.05, func(sm sample) float64 { return float64(sm.VmRSS) / (1 << 20) }, false),
+		growthOf("heap MB", "go_memstats_heap_inuse_bytes", s.Samples, o.Duration, 0, 0.05, func(sm sample) float64 { return sm.HeapInuse / (1 << 20) }, false),
+	}
+	if qr != nil {
+		s.Queries = qr.result(loadEnd)
+		s.Queries.ServerBlocksSkip = mEnd["tracectl_query_blocks_skipped_total"]
+		s.Queries.ServerBlocksKnown = mEnd["tracectl_query_blocklist_blocks"]
+	}
 
 	// Flush lag from the server's "block stored" log lines and the client's
 	// acks: blocks are stored in cut order and hold the spans acked since
@@ -331,6 +392,30 @@ func runSustained(ctx context.Context, o *options, c *corpusLoad, res *result) e
 			Status: passMiss(s.MaxFlushLagS <= s.FlushLagLimitS),
 			Note:   "lag = time from the ack of a block's oldest span to the server's \"block stored\" log line"},
 	)
+	for _, g := range s.Growth {
+		if !g.Judged {
+			continue
+		}
+		res.Targets = append(res.Targets, target{Name: "no " + g.Name + " growth", Goal: g.Criterion,
+			Value: fmt.Sprintf("first minute mean %.1f, last minute mean %.1f (min %.0f, max %.0f); second-half slope %+.3f/min, projected %+.1f over %.0f s (limit %.1f)",
+				g.FirstMinuteMean, g.LastMinuteMean, g.Min, g.Max, g.SlopePerMin, g.ProjectedGrowth, g.HalfS, g.Limit),
+			Status: passMiss(g.Pass)})
+	}
+	if q := s.Queries; q != nil {
+		var nf, inc int
+		for _, k := range q.Kinds {
+			nf += k.NotFound
+			inc += k.Incomplete
+		}
+		res.Targets = append(res.Targets,
+			target{Name: "acked traces found by ID", Goal: "every trace-by-ID query of an acknowledged trace answers it, whole (0 not found, 0 incomplete)",
+				Value:  fmt.Sprintf("%d not found, %d incomplete of %d trace-by-ID queries", nf, inc, q.Kinds[kTraceHead].Queries+q.Kinds[kTraceBlock].Queries),
+				Status: passMiss(nf == 0 && inc == 0)},
+			target{Name: "query errors", Goal: "0 failed queries (non-200, transport error, undecodable answer, acked trace missing or incomplete)",
+				Value:  fmt.Sprintf("%d of %d failed; all kinds p50 %.1f ms, p99 %.1f ms, max %.1f ms at %.2f queries/s", q.All.Errors, q.All.Queries, q.All.P50ms, q.All.P99ms, q.All.Maxms, q.AchievedRate),
+				Status: passMiss(q.All.Errors == 0)},
+		)
+	}
 	ok = true
 	return nil
 }
@@ -380,6 +465,74 @@ func flushLags(acks []ackRec, blocks []blockEvent, start time.Time, obsEnd time.
 	return out, pending
 }
 
+// growthCheck judges one series of the load phase for growth, in the style
+// of the flat-memory check: the least-squares slope over the second half of
+// the load, projected over that half.
+type growthCheck struct {
+	Name            string  `json:"name"`
+	Source          string  `json:"source"`
+	Judged          bool    `json:"judged"`
+	FirstMinuteMean float64 `json:"first_minute_mean"`
+	LastMinuteMean  float64 `json:"last_minute_mean"`
+	First           float64 `json:"first"`
+	Last            float64 `json:"last"`
+	Min             float64 `json:"min"`
+	Max             float64 `json:"max"`
+	MeanSecondHalf  float64 `json:"mean_second_half"`
+	SlopePerMin     float64 `json:"slope_second_half_per_min"`
+	HalfS           float64 `json:"second_half_s"`
+	ProjectedGrowth float64 `json:"projected_growth_second_half"`
+	Limit           float64 `json:"limit"`
+	Criterion       string  `json:"criterion"`
+	Pass            bool    `json:"pass"`
+}
+
+func growthOf(name, source string, samples []sample, load time.Duration, abs, rel float64, get func(sample) float64, judged bool) growthCheck {
+	g := growthCheck{Name: name, Source: source, Judged: judged, HalfS: load.Seconds() / 2,
+		Criterion: fmt.Sprintf("growth projected over the second half of the load (least-squares slope x duration/2) at most max(%g, %g%% of the second half's mean); a falling series passes", abs, rel*100)}
+	half := load.Seconds() / 2
+	last := load.Seconds() - 60
+	var xs, ys []float64
+	var f1, n1, f2, n2 float64
+	first := true
+	for _, sm := range samples {
+		if sm.Phase != "load" {
+			continue
+		}
+		v := get(sm)
+		if first {
+			g.First, g.Min, g.Max, first = v, v, v, false
+		}
+		g.Last = v
+		g.Min, g.Max = min(g.Min, v), max(g.Max, v)
+		if sm.T < 60 {
+			f1 += v
+			n1++
+		}
+		if sm.T >= last {
+			f2 += v
+			n2++
+		}
+		if sm.T >= half {
+			xs = append(xs, sm.T/60)
+			ys = append(ys, v)
+		}
+	}
+	if n1 > 0 {
+		g.FirstMinuteMean = round(f1/n1, 1)
+	}
+	if n2 > 0 {
+		g.LastMinuteMean = round(f2/n2, 1)
+	}
+	slope, mean := linreg(xs, ys)
+	g.SlopePerMin = round(slope, 3)
+	g.MeanSecondHalf = round(mean, 1)
+	g.ProjectedGrowth = round(slope*half/60, 1)
+	g.Limit = round(max(abs, rel*mean), 1)
+	g.Pass = len(xs) >= 3 && g.ProjectedGrowth <= g.Limit
+	return g
+}
+
 // linreg returns the least-squares slope of ys over xs and the mean of ys.
 func linreg(xs, ys []float64) (slope, mean float64) {
 	n := float64(len(xs))
@@ -413,6 +566,9 @@ type minuteStat struct {
 	MaxHeapMB    float64 `json:"max_heap_inuse_mb"`
 	MaxHeadMB    float64 `json:"max_head_mb"`
 	MaxWALMB     float64 `json:"max_wal_mb"`
+	MaxGorout    float64 `json:"max_goroutines"`
+	MaxFDs       float64 `json:"max_open_fds"`
+	MaxThreads   float64 `json:"max_threads"`
 	AckedPerS    float64 `json:"acked_spans_per_s"`
 	ServerCPU    float64 `json:"server_cpu_share"`
 	MeanLoadAvg1 float64 `json:"loadavg1_mean"`
@@ -461,6 +617,9 @@ func perMinute(samples []sample) []minuteStat {
 		cur.MaxHeapMB = max(cur.MaxHeapMB, mb(sm.HeapInuse))
 		cur.MaxHeadMB = max(cur.MaxHeadMB, mb(sm.HeadBytes))
 		cur.MaxWALMB = max(cur.MaxWALMB, mb(sm.WALBytes))
+		cur.MaxGorout = max(cur.MaxGorout, sm.Goroutines)
+		cur.MaxFDs = max(cur.MaxFDs, sm.OpenFDs)
+		cur.MaxThreads = max(cur.MaxThreads, sm.Threads)
 		prev = &samples[i]
 	}
 	if prev != nil {
