@@ -35,3 +35,11 @@ export GOFLAGS="${GOFLAGS:--mod=readonly}"
 
 go vet ./...
 go test -count=1 -timeout 30m "$@" ./...
+
+# Every fuzz target then fuzzes briefly beyond its seed corpus (FUZZTIME each,
+# default 3s; FUZZTIME=0 skips). Only on a whole run: with extra arguments
+# (e.g. -run X) the caller asked for something narrower. A failure leaves the
+# input under testdata/fuzz/ and fails the run; commit it as a seed.
+if [ "$#" -eq 0 ] && [ "${FUZZTIME:-3s}" != 0 ]; then
+  FUZZTIME="${FUZZTIME:-3s}" scripts/fuzz.sh
+fi
