@@ -93,6 +93,41 @@ func (h *head) add(tenant string, groups []indexedTrace, now time.Time) addResul
 	return res
 }
 
+// overLimit splits a request's groups (one per trace, as indexRequest
+// gives them) into those add would keep as the head stands and the number
+// of spans of the others, the traces already at maxTraceBytes. add checks
+// again: a concurrent request may fill a trace in between.
+func (h *head) overLimit(tenant string, groups []indexedTrace) (keep []indexedTrace, dropped int) {
+	if h.maxTraceBytes <= 0 {
+		return groups, 0
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	th := h.tenants[tenant]
+	for i, g := range groups {
+		held := int64(0)
+		if th != nil {
+			if ht := th.traces[g.id]; ht != nil {
+				held = ht.bytes
+			}
+		}
+		if held+g.bytes <= h.maxTraceBytes {
+			if dropped > 0 {
+				keep = append(keep, g)
+			}
+			continue
+		}
+		if dropped == 0 {
+			keep = append(make([]indexedTrace, 0, len(groups)-1), groups[:i]...)
+		}
+		dropped += len(g.piece.spans)
+	}
+	if dropped == 0 {
+		return groups, 0
+	}
+	return keep, dropped
+}
+
 // snapshot is a head taken away for flushing, with the last WAL segment
 // whose records it holds.
 type snapshot struct {

@@ -291,6 +291,23 @@ func (s *Server) ConsumeOTLP(ctx context.Context, tenantID string, td ptrace.Tra
 	if err != nil {
 		return fmt.Errorf("indexing a request of %d bytes: %w", len(payload), err)
 	}
+	// Spans of traces already at MaxTraceBytes are dropped before the WAL:
+	// written there, a huge trace would fill it with spans no block keeps,
+	// and every tenant would be refused (WAL full) until the next cut.
+	keep, dropped := s.head.overLimit(tenantID, groups)
+	if dropped > 0 {
+		if len(keep) == 0 {
+			return s.tooLarge(tenantID, dropped)
+		}
+		var kept []byte
+		for _, g := range keep {
+			kept = appendPiece(kept, g.piece)
+		}
+		payload = kept
+		if groups, err = indexRequest(payload); err != nil {
+			return fmt.Errorf("indexing a request of %d bytes: %w", len(payload), err)
+		}
+	}
 
 	s.cutMu.RLock()
 	_, err = s.wal.Append(ctx, tenantID, payload)
@@ -310,12 +327,17 @@ func (s *Server) ConsumeOTLP(ctx context.Context, tenantID string, td ptrace.Tra
 	res := s.head.add(tenantID, groups, s.cfg.Now())
 	s.cutMu.RUnlock()
 
-	if res.dropped > 0 {
-		s.m.refused.WithLabelValues("trace_too_large").Add(float64(res.dropped))
-		return &ingest.PartialError{Rejected: res.dropped, Reason: "trace_too_large",
-			Err: fmt.Errorf("traces over the limit of %d bytes per trace (tenant %s): their new spans were dropped", s.cfg.MaxTraceBytes, tenantID)}
+	if dropped += res.dropped; dropped > 0 {
+		return s.tooLarge(tenantID, dropped)
 	}
 	return nil
+}
+
+// tooLarge counts spans dropped by MaxTraceBytes and says so.
+func (s *Server) tooLarge(tenantID string, dropped int) error {
+	s.m.refused.WithLabelValues("trace_too_large").Add(float64(dropped))
+	return &ingest.PartialError{Rejected: dropped, Reason: "trace_too_large",
+		Err: fmt.Errorf("traces over the limit of %d bytes per trace (tenant %s, --max-trace-bytes): their new spans were dropped", s.cfg.MaxTraceBytes, tenantID)}
 }
 
 func (s *Server) limiter(tenantID string) *rate.Limiter {
