@@ -36,6 +36,10 @@ var (
 		Time:                  time.Minute,
 		Timeout:               20 * time.Second,
 	}
+	// grpcMaxStreams bounds the calls in flight on one connection; a
+	// client opening more waits for one to finish. Without it a single
+	// connection could hold any number of half-sent requests.
+	grpcMaxStreams uint32 = 100
 )
 
 // grpcServer is the listener and lifecycle shared by the gRPC receivers.
@@ -82,6 +86,7 @@ func (g *grpcServer) start(ctx context.Context, desc *grpc.ServiceDesc, impl any
 		grpc.KeepaliveEnforcementPolicy(grpcEnforcement),
 		grpc.KeepaliveParams(grpcKeepalive),
 		grpc.ConnectionTimeout(10 * time.Second),
+		grpc.MaxConcurrentStreams(grpcMaxStreams),
 		grpc.ForceServerCodecV2(rawCodec{delegate: encoding.GetCodecV2("proto")}),
 		grpc.ChainUnaryInterceptor(g.observe),
 	}

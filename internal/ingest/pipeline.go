@@ -58,7 +58,7 @@ func malformed(protocol string, format string, args ...any) *requestError {
 
 func tooLarge(protocol string, limit int64) *requestError {
 	return &requestError{http.StatusRequestEntityTooLarge, codes.ResourceExhausted, reasonTooLarge,
-		fmt.Sprintf("%s: request is larger than %d bytes (after decompression); send smaller batches", protocol, limit)}
+		fmt.Sprintf("%s: request is larger than %d bytes (after decompression), the receiver's limit (--max-request-bytes, max_request_bytes); send smaller batches", protocol, limit)}
 }
 
 // outcome is what happened to a decoded request.
