@@ -311,8 +311,333 @@ func TestHundredMBAttribute(t *testing.T) {
 
 func (h *httpServer) metricsOf() *metrics { return h.m }
 
+// TestSlowLorisHTTP holds 200 connections to each HTTP receiver that
+// trickle header bytes (one a second) and 50 that stall in the body, while
+// a normal client posts every 100 ms. The header tricklers are closed by
+// the read-header timeout (10 s); the normal client is served throughout
+// with normal latency. Every listener has all four timeouts set.
+func TestSlowLorisHTTP(t *testing.T) {
+	t.Parallel()
+	type target struct {
+		name, path, ct string
+		r              *httpServer
+		small          []byte
+	}
+	e := newEnv()
+	otlp := start(NewOTLPHTTP(tcpConfig(false), e.rec, testLogger(t), e.reg))(t)
+	zip := start(NewZipkin(ZipkinConfig{Config: tcpConfig(false)}, e.rec, testLogger(t), e.reg))(t)
+	jt := start(NewJaegerThriftHTTP(tcpConfig(false), e.rec, testLogger(t), e.reg))(t)
+	thrP, thrS := thriftAround(t, 3)
+	targets := []target{
+		{"otlp_http", "/v1/traces", otlpJSON, otlp.httpServer, []byte(`{"resourceSpans":[{"scopeSpans":[{"spans":[{"traceId":"07070707070707070707070707070707","spanId":"0808080808080808","name":"n"}]}]}]}`)},
+		{"zipkin", "/api/v2/spans", "application/json", zip.httpServer, []byte(`[{"traceId":"07070707070707070707070707070707","id":"0808080808080808","name":"n","timestamp":1,"duration":1}]`)},
+		{"jaeger_thrift_http", "/api/traces", "application/x-thrift", jt.httpServer, append(append(append([]byte(nil), thrP...), "xxx"...), thrS...)},
+	}
+	for _, tg := range targets {
+		s := tg.r.srv
+		if s.ReadHeaderTimeout <= 0 || s.ReadTimeout <= 0 || s.WriteTimeout <= 0 || s.IdleTimeout <= 0 {
+			t.Errorf("%s: timeouts read-header %v, read %v, write %v, idle %v: each must be set", tg.name, s.ReadHeaderTimeout, s.ReadTimeout, s.WriteTimeout, s.IdleTimeout)
+		}
+	}
+	fds := ingesttest.OpenFDs()
+	began := time.Now()
+	var lorises, stalls []*ingesttest.SlowLoris
+	for _, tg := range targets {
+		lorises = append(lorises, ingesttest.StartSlowLoris(tg.r.Addr().String(), tg.path, 200, ingesttest.TrickleHeaders, time.Second))
+		stalls = append(stalls, ingesttest.StartSlowLoris(tg.r.Addr().String(), tg.path, 50, ingesttest.StallBody, time.Second))
+	}
+	time.Sleep(500 * time.Millisecond)
+	fdsUnder := ingesttest.OpenFDs()
+
+	// The normal client, until every trickler is closed (or 20 s).
+	var worst time.Duration
+	var served, failed int
+	deadline := began.Add(20 * time.Second)
+	client := &http.Client{Timeout: 5 * time.Second}
+	for time.Now().Before(deadline) {
+		for _, tg := range targets {
+			t0 := time.Now()
+			code, _, b := post(t, "http://"+tg.r.Addr().String()+tg.path, tg.small, postOpts{contentType: tg.ct, client: client})
+			if d := time.Since(t0); d > worst {
+				worst = d
+			}
+			if code/100 != 2 {
+				failed++
+				t.Errorf("%s: normal request during the slow-loris: %d %s", tg.name, code, b)
+			} else {
+				served++
+			}
+		}
+		done := true
+		for _, l := range lorises {
+			if closed, _ := l.Closed(); len(closed) < 200 {
+				done = false
+			}
+		}
+		if done {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	for i, l := range lorises {
+		closed, opened := l.Closed()
+		if err := l.Stop(); err != nil {
+			t.Errorf("%s: %v", targets[i].name, err)
+		}
+		if opened != 200 || len(closed) != 200 {
+			t.Errorf("%s: %d of %d header tricklers closed by the server in %v", targets[i].name, len(closed), opened, time.Since(began).Round(time.Second))
+			continue
+		}
+		t.Logf("%s: 200 header tricklers closed after %v to %v (read-header timeout %v)", targets[i].name,
+			closed[0].Round(10*time.Millisecond), closed[len(closed)-1].Round(10*time.Millisecond), targets[i].r.srv.ReadHeaderTimeout)
+		if closed[0] < targets[i].r.srv.ReadHeaderTimeout-time.Second || closed[len(closed)-1] > targets[i].r.srv.ReadHeaderTimeout+5*time.Second {
+			t.Errorf("%s: tricklers closed after %v to %v, want about the read-header timeout", targets[i].name, closed[0], closed[len(closed)-1])
+		}
+	}
+	for _, s := range stalls {
+		_ = s.Stop() // bounded by the read timeout (1 min): checked above that it is set
+	}
+	t.Logf("normal client during 600 tricklers and 150 body stalls: %d requests served, %d failed, worst latency %v; fds %d before, %d during",
+		served, failed, worst.Round(time.Millisecond), fds, fdsUnder)
+	if worst > time.Second {
+		t.Errorf("worst latency of a normal request %v during the slow-loris", worst)
+	}
+}
+
+// preface opens a raw TCP connection, sends the HTTP/2 client preface and
+// then, if frames is set, a SETTINGS frame and a HEADERS frame opening
+// method without END_STREAM; it returns when the server closes the
+// connection, with how long that took. It never answers the server's
+// pings.
+func preface(t *testing.T, addr, method string, frames bool, max time.Duration) time.Duration {
+	t.Helper()
+	began := time.Now()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	b := []byte("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")
+	if frames {
+		frame := func(typ, flags byte, stream uint32, payload []byte) {
+			h := []byte{byte(len(payload) >> 16), byte(len(payload) >> 8), byte(len(payload)), typ, flags, 0, 0, 0, 0}
+			binary.BigEndian.PutUint32(h[5:], stream)
+			b = append(append(b, h...), payload...)
+		}
+		frame(0x4, 0, 0, nil) // SETTINGS
+		var hb []byte         // HPACK literals without indexing, new names
+		for _, kv := range [][2]string{{":method", "POST"}, {":scheme", "http"}, {":path", method}, {":authority", "x"},
+			{"content-type", "application/grpc"}, {"te", "trailers"}} {
+			hb = append(hb, 0, byte(len(kv[0])))
+			hb = append(hb, kv[0]...)
+			hb = append(hb, byte(len(kv[1])))
+			hb = append(hb, kv[1]...)
+		}
+		frame(0x1, 0x4, 1, hb) // HEADERS, END_HEADERS, no END_STREAM
+	}
+	if _, err := c.Write(b); err != nil {
+		t.Fatal(err)
+	}
+	_ = c.SetReadDeadline(began.Add(max))
+	_, err = io.Copy(io.Discard, c)
+	d := time.Since(began)
+	if ne, ok := err.(net.Error); ok && ne.Timeout() {
+		t.Errorf("connection still open after %v", d.Round(time.Millisecond))
+	}
+	return d
+}
+
+// TestGRPCPrefaceOnly: raw connections that send the HTTP/2 preface and
+// nothing else are closed by the connection timeout (10 s), set in the
+// listener both gRPC receivers share, which serves a normal client
+// meanwhile.
+func TestGRPCPrefaceOnly(t *testing.T) {
+	t.Parallel()
+	e := newEnv()
+	for _, r := range []Receiver{
+		start(NewOTLPGRPC(tcpConfig(false), e.rec, testLogger(t), e.reg))(t),
+	} {
+		var wg sync.WaitGroup
+		var mu sync.Mutex
+		var lifetimes []time.Duration
+		for range 50 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				d := preface(t, r.Addr().String(), "", false, 20*time.Second)
+				mu.Lock()
+				lifetimes = append(lifetimes, d)
+				mu.Unlock()
+			}()
+		}
+		client := otlpGRPCClient(t, r.Addr().String())
+		var worst time.Duration
+		for range 20 {
+			t0 := time.Now()
+			if _, err := client.Export(context.Background(), ptraceotlp.NewExportRequestFromTraces(otlpTraces("n"))); err != nil {
+				t.Errorf("normal export beside preface-only connections: %v", err)
+			}
+			worst = max(worst, time.Since(t0))
+			time.Sleep(100 * time.Millisecond)
+		}
+		wg.Wait()
+		lo, hi := lifetimes[0], lifetimes[0]
+		for _, d := range lifetimes {
+			lo, hi = min(lo, d), max(hi, d)
+		}
+		t.Logf("50 preface-only connections closed after %v to %v; a normal client's worst export %v", lo.Round(10*time.Millisecond), hi.Round(10*time.Millisecond), worst.Round(time.Millisecond))
+		if lo < 9*time.Second || hi > 15*time.Second {
+			t.Errorf("preface-only connections closed after %v to %v, want the 10 s connection timeout", lo, hi)
+		}
+		if worst > time.Second {
+			t.Errorf("normal export took %v", worst)
+		}
+	}
+}
+
+// TestHalfOpenGRPCStreams opens calls that never finish their request on
+// both gRPC receivers: from a live client (which answers pings) and from a
+// dead one (which does not). With the connection limits shortened, the
+// dead peer is closed by the keepalive ping timeout and the live client's
+// streams by the maximum connection age; meanwhile another client is
+// served, a connection carries at most grpcMaxStreams calls at once, and
+// Shutdown does not wait on stalled calls past its context.
+func TestHalfOpenGRPCStreams(t *testing.T) {
+	saved := grpcKeepalive
+	t.Cleanup(func() { grpcKeepalive = saved })
+	grpcKeepalive = keepalive.ServerParameters{MaxConnectionIdle: time.Minute, MaxConnectionAge: 3 * time.Second,
+		MaxConnectionAgeGrace: time.Second, Time: time.Second, Timeout: time.Second}
+	for _, c := range []struct {
+		name, method string
+		start        func(env) Receiver
+	}{
+		{"otlp_grpc", "/" + otlpTraceService + "/Export", func(e env) Receiver {
+			return start(NewOTLPGRPC(tcpConfig(false), e.rec, testLogger(t), e.reg))(t)
+		}},
+		{"jaeger_grpc", "/" + jaegerCollectorService + "/PostSpans", func(e env) Receiver {
+			return start(NewJaegerGRPC(tcpConfig(false), e.rec, testLogger(t), e.reg))(t)
+		}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			e := newEnv()
+			r := c.start(e)
+			addr := r.Addr().String()
+			began := time.Now()
+			// A live client: grpcMaxStreams calls with headers and no
+			// request; one more must wait for a free stream.
+			conn := grpcConn(t, addr)
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			var streams []grpc.ClientStream
+			for range grpcMaxStreams {
+				s, err := conn.NewStream(ctx, &grpc.StreamDesc{ClientStreams: true}, c.method, grpc.ForceCodecV2(partsCodec{}))
+				if err != nil {
+					t.Fatal(err)
+				}
+				streams = append(streams, s)
+			}
+			extra, cancelExtra := context.WithTimeout(ctx, 500*time.Millisecond)
+			s, err := conn.NewStream(extra, &grpc.StreamDesc{ClientStreams: true}, c.method, grpc.ForceCodecV2(partsCodec{}))
+			if err == nil {
+				// Created lazily: sending shows whether it got a stream.
+				err = s.SendMsg(&parts{[]byte{}})
+				if err == nil {
+					_, err = s.Header()
+				}
+			}
+			cancelExtra()
+			if status.Code(err) != codes.DeadlineExceeded {
+				t.Errorf("call %d on a connection holding %d stalled calls: %v, want it to wait (DeadlineExceeded)", grpcMaxStreams+1, grpcMaxStreams, err)
+			}
+			// A dead client: a stream opened by hand, pings unanswered.
+			dead := make(chan time.Duration, 1)
+			go func() { dead <- preface(t, addr, c.method, true, 15*time.Second) }()
+			// Another client is served meanwhile.
+			other := grpcConn(t, addr)
+			p, sfx := otlpAround(3)
+			if c.name == "jaeger_grpc" {
+				p, sfx = jaegerAround(3)
+			}
+			t0 := time.Now()
+			octx, ocancel := context.WithTimeout(context.Background(), 5*time.Second)
+			err = other.Invoke(octx, c.method, &parts{p, []byte("xxx"), sfx}, new(parts), grpc.ForceCodecV2(partsCodec{}))
+			ocancel()
+			served := time.Since(t0)
+			if err != nil {
+				t.Errorf("another client beside %d stalled calls: %v", grpcMaxStreams, err)
+			}
+			// The live client's stalled calls end with the connection's age.
+			var wg sync.WaitGroup
+			var mu sync.Mutex
+			var last time.Duration
+			for _, s := range streams {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					err := s.RecvMsg(new(parts))
+					mu.Lock()
+					defer mu.Unlock()
+					last = max(last, time.Since(began))
+					if err == nil {
+						t.Errorf("a stalled call succeeded")
+					}
+				}()
+			}
+			wg.Wait()
+			d := <-dead
+			t.Logf("%s: %d stalled calls from a live client ended after %v (max connection age %v + grace %v); dead peer closed after %v (keepalive %v + %v); another client served in %v",
+				c.name, len(streams), last.Round(10*time.Millisecond), grpcKeepalive.MaxConnectionAge, grpcKeepalive.MaxConnectionAgeGrace,
+				d.Round(10*time.Millisecond), grpcKeepalive.Time, grpcKeepalive.Timeout, served.Round(time.Millisecond))
+			if last > 10*time.Second {
+				t.Errorf("stalled calls lasted %v", last)
+			}
+			if d > 10*time.Second {
+				t.Errorf("dead peer lasted %v", d)
+			}
+			if served > time.Second {
+				t.Errorf("another client waited %v", served)
+			}
+		})
+	}
+
+	// Shutdown with stalled calls open: it gives up at its deadline and
+	// closes them, rather than waiting for them.
+	grpcKeepalive = saved
+	e := newEnv()
+	r, err := NewOTLPGRPC(tcpConfig(false), e.rec, testLogger(t), e.reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	conn := grpcConn(t, r.Addr().String())
+	var streams []grpc.ClientStream
+	for range 10 {
+		s, err := conn.NewStream(context.Background(), &grpc.StreamDesc{ClientStreams: true}, "/"+otlpTraceService+"/Export", grpc.ForceCodecV2(partsCodec{}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := s.SendMsg(&parts{[]byte{}}); err != nil {
+			t.Fatal(err)
+		}
+		streams = append(streams, s)
+	}
+	time.Sleep(200 * time.Millisecond)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	t0 := time.Now()
+	err = r.Shutdown(ctx)
+	took := time.Since(t0)
+	t.Logf("shutdown with 10 stalled calls: %v after %v", err, took.Round(time.Millisecond))
+	if took > 4*time.Second {
+		t.Errorf("shutdown took %v with a 2 s deadline", took)
+	}
+	for _, s := range streams {
+		if err := s.RecvMsg(new(parts)); err == nil {
+			t.Error("a stalled call succeeded after shutdown")
+		}
+	}
+}
+
 var _ = encoding.GetCodecV2
-var _ keepalive.ServerParameters
-var _ sync.Mutex
-var _ net.Conn
-var _ = ingesttest.OpenFDs
