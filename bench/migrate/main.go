@@ -20,6 +20,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"runtime/debug"
 	"runtime/pprof"
 	"slices"
 	"strconv"
@@ -44,6 +45,7 @@ func main() {
 	maxBlock = flag.Int64("max-block-bytes", 0, "--max-block-bytes (0: the default)")
 	cpuprofile = flag.String("cpuprofile", "", "write the clients' CPU profiles to this prefix (.read, .migrate)")
 	memprofile = flag.String("memprofile", "", "write the clients' allocation profiles to this prefix (.read, .migrate)")
+	gcPolicy = flag.String("gc", "migrate", "which clients run with `tracectl migrate`'s batch GC policy (GC target 400 under a 900 MiB soft memory limit, unless GOGC is set): migrate (as the CLI does; the baseline keeps Go's default), both (the same policy for the baseline too), none")
 	flag.Parse()
 	var err error
 	switch *mode {
@@ -65,7 +67,27 @@ var (
 	memprofile *string
 	maxBlock   *int64
 	skipRead   *bool
+	gcPolicy   *string
 )
+
+// Mirrors cmd/tracectl/memlimit.go (defaultMemoryLimit, batchGCPercent),
+// which the migrate command applies at start.
+const (
+	cliMemoryLimit = 900 << 20
+	cliGCPercent   = 400
+)
+
+// applyGC gives this client the CLI's batch GC policy when -gc says so.
+func applyGC(mode string) {
+	if *gcPolicy == "both" || *gcPolicy == mode {
+		if os.Getenv("GOMEMLIMIT") == "" {
+			debug.SetMemoryLimit(cliMemoryLimit)
+		}
+		if os.Getenv("GOGC") == "" {
+			debug.SetGCPercent(cliGCPercent)
+		}
+	}
+}
 
 const spansPerTrace = 10
 
@@ -121,6 +143,7 @@ func serve(n, days int) error {
 
 func client(mode, url string, parallel, batch int) error {
 	ctx := context.Background()
+	applyGC(mode)
 	if *cpuprofile != "" {
 		f, err := os.Create(*cpuprofile + "." + mode)
 		if err != nil {
@@ -193,7 +216,7 @@ func procCPU(pid int) float64 {
 
 func runClient(mode, url string, parallel, batch, serverPID int) (result, error) {
 	s0 := procCPU(serverPID)
-	cmd := exec.Command(os.Args[0], "-mode", mode, "-url", url, "-parallel", strconv.Itoa(parallel), "-batch", strconv.Itoa(batch), "-cpuprofile", *cpuprofile, "-memprofile", *memprofile, "-max-block-bytes", strconv.FormatInt(*maxBlock, 10))
+	cmd := exec.Command(os.Args[0], "-mode", mode, "-url", url, "-parallel", strconv.Itoa(parallel), "-batch", strconv.Itoa(batch), "-cpuprofile", *cpuprofile, "-memprofile", *memprofile, "-max-block-bytes", strconv.FormatInt(*maxBlock, 10), "-gc", *gcPolicy)
 	cmd.Stderr = os.Stderr
 	out, err := cmd.Output()
 	if err != nil {
@@ -221,7 +244,7 @@ func bench(n, days, runs, parallel, batch int) error {
 		return fmt.Errorf("the server did not start")
 	}
 	url := sc.Text()
-	fmt.Printf("%d synthetic spans in %d indices at %s; parallel %d, batch %d; %d runs each\n", n, days, url, parallel, batch, runs)
+	fmt.Printf("%d synthetic spans in %d indices at %s; parallel %d, batch %d; %d runs each; batch GC policy: %s\n", n, days, url, parallel, batch, runs, *gcPolicy)
 	var reads, migs []result
 	for i := range runs {
 		r := result{spans: 0, seconds: 1}

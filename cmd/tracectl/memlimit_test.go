@@ -59,3 +59,29 @@ func TestApplyMemoryLimit(t *testing.T) {
 		})
 	}
 }
+
+func TestApplyBatchGC(t *testing.T) {
+	prev := debug.SetGCPercent(100)
+	t.Cleanup(func() { debug.SetGCPercent(prev) })
+	for _, tc := range []struct {
+		name  string
+		gogc  string
+		limit int64
+		want  int
+	}{
+		{"a limit and no GOGC: the batch target", "", 900 << 20, batchGCPercent},
+		{"no limit: the default stays", "", 0, 100},
+		{"GOGC given: it stays", "50", 900 << 20, 100},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			debug.SetGCPercent(100)
+			t.Setenv("GOGC", tc.gogc)
+			if got := applyBatchGC(tc.limit); got != tc.want {
+				t.Errorf("applyBatchGC = %d, want %d", got, tc.want)
+			}
+			if cur := debug.SetGCPercent(100); cur != tc.want {
+				t.Errorf("runtime GC percent = %d, want %d", cur, tc.want)
+			}
+		})
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"strings"
 	"time"
 
@@ -39,6 +40,7 @@ type migrateJaegerOptions struct {
 	Verify             bool
 	VerifySample       int
 	MaxErrors          int
+	MemoryLimit        int64
 }
 
 func newMigrateJaegerESCmd(g *globalOptions) *cobra.Command {
@@ -77,6 +79,7 @@ piped, nothing with -q. Output formats (-o): text (default), json (the summary).
   tracectl migrate from jaeger-es --es-url http://es:9200 --to gs://traces --dry-run`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			applyBatchMemory(cmd, o.MemoryLimit, slog.New(slog.DiscardHandler))
 			return runMigrateJaegerES(cmd.Context(), g, o)
 		},
 	}
@@ -105,6 +108,7 @@ piped, nothing with -q. Output formats (-o): text (default), json (the summary).
 	f.BoolVar(&o.Verify, "verify", false, "check counts and compare a sample of traces with Elasticsearch (env TRACECTL_VERIFY)")
 	f.IntVar(&o.VerifySample, "verify-sample", jaegeres.DefaultVerifySample, "traces compared by --verify (env TRACECTL_VERIFY_SAMPLE)")
 	f.IntVar(&o.MaxErrors, "max-errors", -1, "stop after this many undecodable documents; -1 means no limit (env TRACECTL_MAX_ERRORS)")
+	addMemoryLimitFlag(cmd, &o.MemoryLimit)
 	_ = cmd.RegisterFlagCompletionFunc("output", cobra.FixedCompletions([]string{"text", "json"}, cobra.ShellCompDirectiveNoFileComp))
 	return cmd
 }
