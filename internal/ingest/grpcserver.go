@@ -171,7 +171,7 @@ func (g *grpcServer) refuse(re *requestError, spans int) error {
 func consumerStatus(protocol string, err error) error {
 	msg := strings.ToValidUTF8(err.Error(), "\uFFFD")
 	if errors.Is(err, ErrLimited) {
-		st := status.New(codes.ResourceExhausted, fmt.Sprintf("%s: %s; retry later", protocol, msg))
+		st := status.New(codes.ResourceExhausted, retryLater(fmt.Sprintf("%s: %s", protocol, msg)))
 		if withInfo, derr := st.WithDetails(&errdetails.RetryInfo{RetryDelay: durationpb.New(retryAfter(err))}); derr == nil {
 			st = withInfo
 		}

@@ -257,9 +257,9 @@ func writePlainConsumerError(w http.ResponseWriter, protocol string, err error) 
 func consumerHTTPStatus(w http.ResponseWriter, protocol string, err error) (int, string) {
 	if errors.Is(err, ErrLimited) {
 		w.Header().Set("Retry-After", retryAfterSeconds(retryAfter(err)))
-		return http.StatusTooManyRequests, fmt.Sprintf("%s: %v; retry later", protocol, err)
+		return http.StatusTooManyRequests, retryLater(fmt.Sprintf("%s: %v", protocol, err))
 	}
 	// 503, not 500: the failure is the server's and passing (storage, WAL),
 	// and OTLP/HTTP exporters retry 503 but drop the data on 500.
-	return http.StatusServiceUnavailable, fmt.Sprintf("%s: storing spans failed: %v; retry later", protocol, err)
+	return http.StatusServiceUnavailable, retryLater(fmt.Sprintf("%s: storing spans failed: %v", protocol, err))
 }

@@ -159,6 +159,16 @@ func retryAfter(err error) time.Duration {
 	return DefaultRetryAfter
 }
 
+// retryLater ends a refusal's message with "; retry later" unless it
+// already says so: the server's own limit messages (a full WAL, the
+// ingestion rate, the bytes held in memory) end with it.
+func retryLater(msg string) string {
+	if strings.Contains(strings.ToLower(msg), "retry later") {
+		return msg
+	}
+	return msg + "; retry later"
+}
+
 // retryAfterSeconds renders d as a Retry-After header value (whole seconds,
 // at least 1).
 func retryAfterSeconds(d time.Duration) string {
