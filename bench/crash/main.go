@@ -53,6 +53,7 @@ type options struct {
 	Deadline         time.Duration
 	Modes            []string
 	Control          bool
+	Target           string
 }
 
 // Kill modes, cycled through the trials.
@@ -66,6 +67,10 @@ const (
 	// modeOnStored kills 0–5ms after serve logs "block stored": between
 	// meta.json landing and the flushed WAL segment being removed.
 	modeOnStored = "on-stored"
+	// modeOnJournal (-target serve-compaction) kills 0–40ms after the
+	// background compactor's job journal lands: while it merges and
+	// uploads an output block.
+	modeOnJournal = "on-journal"
 )
 
 func main() {
@@ -91,15 +96,72 @@ func run() int {
 	flag.DurationVar(&o.Deadline, "deadline", 0, "stop starting trials after this long (0: none); the run still verifies")
 	modes := flag.String("modes", "random,near-cut,on-stored", "kill modes cycled through the trials: random (-min-delay..-max-delay after ready), near-cut (around the first block cut), on-stored (right after \"block stored\" is logged)")
 	flag.BoolVar(&o.Control, "control", false, "negative control: delete one stored block's meta.json before reading the bucket back, so the run must report lost spans (checks the harness can fail)")
+	flag.StringVar(&o.Target, "target", "serve", "what is killed: serve, serve-compaction (serve with --compaction), compact (tracectl blocks compact), migrate (tracectl migrate from jaeger-es --resume); see README.md")
+	co := &compactOptions{}
+	flag.DurationVar(&co.MaxDelay, "compact-max-delay", time.Second, "compact: longest start-to-SIGKILL delay of the random mode")
+	flag.IntVar(&co.InitialBlocks, "compact-initial-blocks", 40, "compact: small blocks written before the first run")
+	flag.IntVar(&co.SeedBlocks, "compact-seed-blocks", 4, "compact: about this many new small blocks are written before each run (half to one and a half times)")
+	flag.DurationVar(&co.Retention, "compact-retention", time.Second, "compact: --compacted-retention (short, so kills land while compacted blocks are deleted)")
+	flag.StringVar(&co.ExtraArgs, "compact-args", "", "compact: more arguments for tracectl blocks compact")
+	mo := &migrateOptions{}
+	flag.IntVar(&mo.Spans, "migrate-spans", 200_000, "migrate: span documents in the Elasticsearch test server")
+	flag.IntVar(&mo.Days, "migrate-days", 3, "migrate: daily indices they are spread over")
+	flag.Int64Var(&mo.MaxBlockBytes, "migrate-max-block-bytes", 300_000, "migrate: --max-block-bytes (small, so blocks are cut all the time)")
+	flag.DurationVar(&mo.MaxDelay, "migrate-max-delay", 1500*time.Millisecond, "migrate: longest start-to-SIGKILL delay of the random mode")
+	flag.DurationVar(&mo.PageDelay, "migrate-page-delay", 40*time.Millisecond, "migrate: the test server sleeps this long before each search answer (slows the migration down, so that -trials kills fit in one migration)")
+	flag.IntVar(&mo.Batch, "migrate-batch", 100, "migrate: --batch-size")
 	flag.Parse()
+	modesSet := false
+	flag.Visit(func(f *flag.Flag) { modesSet = modesSet || f.Name == "modes" })
+	valid := map[string]bool{modeRandom: true, modeNearCut: true, modeOnStored: true}
+	switch o.Target {
+	case "serve":
+	case "serve-compaction":
+		valid[modeOnJournal] = true
+		if !modesSet {
+			*modes = "random,near-cut,on-stored,on-journal,on-journal"
+		}
+	case "compact":
+		valid = map[string]bool{}
+		for _, m := range compactModes {
+			valid[m] = true
+		}
+		if !modesSet {
+			*modes = strings.Join(compactModes, ",")
+		}
+	case "migrate":
+		valid = map[string]bool{}
+		for _, m := range migrateModes {
+			valid[m] = true
+		}
+		if !modesSet {
+			*modes = strings.Join(migrateModes, ",")
+		}
+	default:
+		fmt.Fprintf(os.Stderr, "crash: -target: unknown target %q (serve, serve-compaction, compact, migrate)\n", o.Target)
+		return 1
+	}
 	for _, m := range strings.Split(*modes, ",") {
-		switch m = strings.TrimSpace(m); m {
-		case modeRandom, modeNearCut, modeOnStored:
-			o.Modes = append(o.Modes, m)
-		default:
-			fmt.Fprintf(os.Stderr, "crash: -modes: unknown mode %q\n", m)
+		m = strings.TrimSpace(m)
+		if !valid[m] {
+			fmt.Fprintf(os.Stderr, "crash: -modes: unknown mode %q for -target %s\n", m, o.Target)
 			return 1
 		}
+		o.Modes = append(o.Modes, m)
+	}
+	var err error
+	switch o.Target {
+	case "compact":
+		err = runCompact(o, co)
+	case "migrate":
+		err = runMigrate(o, mo)
+	}
+	if o.Target == "compact" || o.Target == "migrate" {
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "crash: harness failure:", err)
+			return 1
+		}
+		return 0
 	}
 	if o.Trials < 1 || o.MinDelay <= 0 || o.MaxDelay < o.MinDelay || o.Rate <= 0 || o.Workers < 1 {
 		fmt.Fprintln(os.Stderr, "crash: bad flags: need -trials ≥ 1, 0 < -min-delay ≤ -max-delay, -rate > 0, -workers ≥ 1")
@@ -129,9 +191,18 @@ type trialRecord struct {
 	StoredMs      []int64 `json:"block_stored_ms"`
 	BlocksAfter   int     `json:"blocks_after"`     // blocks with meta.json after the kill
 	IncompleteDir int     `json:"incomplete_after"` // block directories without meta.json after the kill
+	// serve-compaction: the kill left a compaction journal / the lease held.
+	JournalLeft  bool  `json:"journal_left,omitempty"`
+	LeaseExpired bool  `json:"lease_expired,omitempty"`
+	JournalMs    int64 `json:"journal_ms,omitempty"` // on-journal: when the journal landed (ms after ready)
+	// serve-compaction: compaction journals written (jobs started) and
+	// inputs marked compacted while this serve ran.
+	CompactionJobs  int `json:"compaction_jobs_started,omitempty"`
+	CompactedInputs int `json:"compaction_inputs_marked,omitempty"`
 }
 
 type summary struct {
+	Target      string         `json:"target,omitempty"`
 	Started     time.Time      `json:"started"`
 	WallSeconds float64        `json:"wall_seconds"`
 	Commit      string         `json:"commit"`
@@ -144,9 +215,15 @@ type summary struct {
 	KillsByMode map[string]int `json:"kills_by_mode"`
 	// KillsMidUpload counts kills after which the bucket held more block
 	// directories without meta.json than before (a block upload was cut).
-	KillsMidUpload int   `json:"kills_mid_upload"`
-	CleanStop      bool  `json:"clean_stop"`
-	CleanStopMs    int64 `json:"clean_stop_ms"`
+	KillsMidUpload int `json:"kills_mid_upload"`
+	// KillsLeaseHeld (serve-compaction) counts kills that left the
+	// compaction lease held; the harness expires it (see expireLease).
+	KillsLeaseHeld   int   `json:"kills_leaving_the_compaction_lease_held,omitempty"`
+	KillsJournalLeft int   `json:"kills_leaving_a_compaction_journal,omitempty"`
+	CompactionJobs   int   `json:"compaction_jobs_started,omitempty"`
+	CompactedInputs  int   `json:"compaction_inputs_marked,omitempty"`
+	CleanStop        bool  `json:"clean_stop"`
+	CleanStopMs      int64 `json:"clean_stop_ms"`
 
 	Judged string `json:"judged"`
 	tally
@@ -243,7 +320,19 @@ func harness(o *options) error {
 	args := serveArgs(bucket, walDir, o)
 	logf("seed %d, work directory %s, serve %s", o.Seed, work, strings.Join(args, " "))
 
-	s := &summary{KillsByMode: map[string]int{}, Started: started.UTC(), Seed: o.Seed, ServeArgs: args, SendErrors: map[string]int{},
+	var w *dirWatcher
+	var wb *storage.Bucket
+	if o.Target == "serve-compaction" {
+		if w, err = newDirWatcher(bucketDir); err != nil {
+			return err
+		}
+		defer w.Close()
+		if wb, err = storage.Open(context.Background(), bucket); err != nil {
+			return err
+		}
+		defer wb.Close()
+	}
+	s := &summary{Target: o.Target, KillsByMode: map[string]int{}, Started: started.UTC(), Seed: o.Seed, ServeArgs: args, SendErrors: map[string]int{},
 		Options: map[string]any{"trials": o.Trials, "min_delay": o.MinDelay.String(), "max_delay": o.MaxDelay.String(),
 			"rate_per_worker": o.Rate, "workers_per_protocol": o.Workers, "protocols": protocols,
 			"request_timeout": o.Timeout.String(), "find_check": o.FindCheck, "modes": o.Modes}}
@@ -255,9 +344,25 @@ func harness(o *options) error {
 			logf("-deadline %s reached after %d trials", o.Deadline, trial)
 			break
 		}
-		tr, err := runTrial(o, args, logFile, rec, runID, trial, rng)
+		tr, err := runTrial(o, args, logFile, rec, runID, trial, rng, w)
 		if err != nil {
 			return fmt.Errorf("trial %d: %w (work directory %s kept)", trial, err, work)
+		}
+		if wb != nil {
+			s.CompactionJobs += tr.CompactionJobs
+			s.CompactedInputs += tr.CompactedInputs
+			if _, err := os.Stat(filepath.Join(bucketDir, block.DefaultTenant, "compactor.journal.json")); err == nil {
+				tr.JournalLeft = true
+				s.KillsJournalLeft++
+			}
+			held, err := expireLease(context.Background(), wb)
+			if err != nil {
+				return err
+			}
+			if held {
+				tr.LeaseExpired = true
+				s.KillsLeaseHeld++
+			}
 		}
 		tr.BlocksAfter, tr.IncompleteDir = countBlockDirs(bucketDir)
 		s.TrialLog = append(s.TrialLog, *tr)
@@ -273,6 +378,10 @@ func harness(o *options) error {
 		}
 		logf("trial %d (%s): ready in %dms, SIGKILL after %dms, %d requests acknowledged, blocks stored at %v ms; bucket: %d blocks, %d incomplete",
 			trial, tr.Mode, tr.ReadyMs, tr.KillAfterMs, acked, tr.StoredMs, tr.BlocksAfter, tr.IncompleteDir)
+		if wb != nil {
+			logf("  compaction: %d jobs started, %d inputs marked, journal at %dms; journal left %v, lease held %v",
+				tr.CompactionJobs, tr.CompactedInputs, tr.JournalMs, tr.JournalLeft, tr.LeaseExpired)
+		}
 	}
 
 	// Restart on the same WAL and stop cleanly: everything is stored.
@@ -350,7 +459,14 @@ func harness(o *options) error {
 
 	out := o.Out
 	if out == "" {
-		out = filepath.Join(root, "bench", "crash", "results", started.UTC().Format("20060102T150405Z")+".json")
+		name := started.UTC().Format("20060102T150405Z") + ".json"
+		if o.Target != "serve" {
+			name = o.Target + "-" + name
+		}
+		if o.Control && o.Target != "serve" {
+			name = strings.TrimSuffix(name, ".json") + "-control.json"
+		}
+		out = filepath.Join(root, "bench", "crash", "results", name)
 	}
 	if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
 		return err
@@ -368,13 +484,20 @@ func harness(o *options) error {
 }
 
 func serveArgs(bucket, walDir string, o *options) []string {
-	return []string{"serve", "--storage", bucket, "--wal-dir", walDir, "--log-format", "json",
+	args := []string{"serve", "--storage", bucket, "--wal-dir", walDir, "--log-format", "json",
 		"--http-listen-address", "127.0.0.1:0",
 		"--otlp-grpc-endpoint", "127.0.0.1:0", "--otlp-http-endpoint", "127.0.0.1:0",
 		"--jaeger-grpc-endpoint", "127.0.0.1:0", "--zipkin-endpoint", "127.0.0.1:0",
 		"--jaeger-thrift-http-endpoint", "off", "--jaeger-thrift-compact-endpoint", "off", "--jaeger-thrift-binary-endpoint", "off",
 		"--ingestion-rate-bytes", "-1",
 		"--max-block-duration", o.MaxBlockDuration.String(), "--trace-idle-period", o.TraceIdlePeriod.String()}
+	if o.Target == "serve-compaction" {
+		// Background compaction every second over 1m windows: serve's
+		// 1s blocks merge all the time; compacted blocks are deleted 5s
+		// after they were compacted.
+		args = append(args, "--compaction", "--compaction-interval", "1s", "--compaction-window", "1m", "--compacted-retention", "5s")
+	}
+	return args
 }
 
 // serveProc is one serve child.
@@ -451,7 +574,7 @@ func startServe(bin string, args []string, logFile *os.File, tag string) (*serve
 	}
 }
 
-func runTrial(o *options, args []string, logFile *os.File, rec *recorder, runID uint64, trial int, rng *rand.Rand) (*trialRecord, error) {
+func runTrial(o *options, args []string, logFile *os.File, rec *recorder, runID uint64, trial int, rng *rand.Rand, w *dirWatcher) (*trialRecord, error) {
 	mode := o.Modes[trial%len(o.Modes)]
 	var delay time.Duration
 	switch mode {
@@ -461,6 +584,11 @@ func runTrial(o *options, args []string, logFile *os.File, rec *recorder, runID 
 		delay = o.MaxBlockDuration + time.Duration(rng.Int64N(int64(50*time.Millisecond))) - 5*time.Millisecond
 	case modeOnStored:
 		delay = time.Duration(rng.Int64N(int64(5*time.Millisecond) + 1)) // after "block stored"
+	case modeOnJournal:
+		delay = time.Duration(rng.Int64N(int64(40*time.Millisecond) + 1)) // after the compaction journal lands
+	}
+	if w != nil {
+		w.drain()
 	}
 	t0 := time.Now()
 	c, err := startServe(o.Tracectl, args, logFile, fmt.Sprintf("trial %d", trial))
@@ -503,6 +631,24 @@ func runTrial(o *options, args []string, logFile *os.File, rec *recorder, runID 
 			time.Sleep(delay)
 		case <-time.After(o.MaxDelay + 2*o.MaxBlockDuration):
 		}
+	} else if mode == modeOnJournal {
+		// The first compaction job of this process; -max-delay and more
+		// when none comes.
+		timeout := time.After(o.MaxDelay + 5*time.Second)
+	wait:
+		for {
+			select {
+			case e := <-w.Events:
+				countCompaction(tr, e)
+				if !e.Removed && e.Name == "compactor.journal.json" {
+					tr.JournalMs = e.At.Sub(ready).Milliseconds()
+					time.Sleep(time.Until(e.At.Add(delay)))
+					break wait
+				}
+			case <-timeout:
+				break wait
+			}
+		}
 	} else {
 		time.Sleep(time.Until(ready.Add(delay)))
 	}
@@ -520,12 +666,28 @@ func runTrial(o *options, args []string, logFile *os.File, rec *recorder, runID 
 		tr.StoredMs = append(tr.StoredMs, at.Sub(ready).Milliseconds())
 	}
 	c.mu.Unlock()
+	if w != nil {
+		for _, e := range drainEvents(w) {
+			countCompaction(tr, e)
+		}
+	}
 	close(stop)
 	wg.Wait()
 	for _, s := range senders {
 		s.close()
 	}
 	return tr, nil
+}
+
+// countCompaction counts the background compactor's work seen by w.
+func countCompaction(tr *trialRecord, e fsEvent) {
+	switch {
+	case e.Removed:
+	case e.Name == "compactor.journal.json":
+		tr.CompactionJobs++
+	case e.Name == block.CompactedMetaName:
+		tr.CompactedInputs++
+	}
 }
 
 // countBlockDirs counts the default tenant's block directories with and
@@ -754,6 +916,10 @@ func printSummary(s *summary) {
 	fmt.Printf("\ncrash harness: %d trials, %d kills (SIGKILL), seed %d, %.1fs wall, commit %.12s%s\n",
 		s.Trials, s.Kills, s.Seed, s.WallSeconds, s.Commit, map[bool]string{true: " (dirty)", false: ""}[s.Dirty])
 	fmt.Printf("  kills by mode %v; kills that cut a block upload (new directory without meta.json) %d\n", s.KillsByMode, s.KillsMidUpload)
+	if s.Target == "serve-compaction" {
+		fmt.Printf("  target serve-compaction: compaction jobs started %d, inputs marked compacted %d; kills leaving a compaction journal %d, leaving the compaction lease held %d (expired by the harness)\n",
+			s.CompactionJobs, s.CompactedInputs, s.KillsJournalLeft, s.KillsLeaseHeld)
+	}
 	fmt.Printf("  spans sent %d: acknowledged %d, not acknowledged %d\n", s.SpansSent, s.AckedSpans, s.NotAckedSpans)
 	fmt.Printf("  bucket: %d blocks, %d incomplete block directories, %d unreadable; blocks verify: %d problems\n",
 		s.Blocks, s.IncompleteBlocks, s.Unreadable, len(s.VerifyProblems))
