@@ -208,9 +208,26 @@ func (c rawCodec) Unmarshal(data mem.BufferSlice, v any) error {
 
 func (rawCodec) Name() string { return "proto" }
 
+// recvFailed sees a call whose request gRPC failed to read. A message over
+// MaxRecvMsgSize (as sent or once decompressed) is refused by gRPC itself
+// with ResourceExhausted and its own message ("grpc: received message
+// larger than max (N vs. M)"), already sent to the client when the handler
+// learns of it, so the message cannot name --max-request-bytes; it is
+// counted here with the receiver's own too_large refusals, and the log
+// names the flag.
+func (g *grpcServer) recvFailed(err error) {
+	if status.Code(err) != codes.ResourceExhausted {
+		return
+	}
+	g.m.refuse(g.protocol, reasonTooLarge, 0)
+	g.log.Debug("request refused", "code", codes.ResourceExhausted.String(), "err", err.Error(),
+		"limit", fmt.Sprintf("%d bytes (--max-request-bytes, max_request_bytes)", g.cfg.maxBytes()))
+}
+
 // rawUnaryService describes a service with one unary method served by
-// handle, which gets the encoded request and returns the encoded response.
-func rawUnaryService(service, method string, handle func(ctx context.Context, req []byte) ([]byte, error)) *grpc.ServiceDesc {
+// handle, which gets the encoded request and returns the encoded response;
+// recvFailed gets the error of a request gRPC could not read.
+func rawUnaryService(service, method string, handle func(ctx context.Context, req []byte) ([]byte, error), recvFailed func(error)) *grpc.ServiceDesc {
 	full := "/" + service + "/" + method
 	return &grpc.ServiceDesc{
 		ServiceName: service,
@@ -220,6 +237,10 @@ func rawUnaryService(service, method string, handle func(ctx context.Context, re
 			Handler: func(srv any, ctx context.Context, dec func(any) error, interceptor grpc.UnaryServerInterceptor) (any, error) {
 				in := new(rawMessage)
 				if err := dec(in); err != nil {
+					// gRPC has already answered the client with err.
+					if recvFailed != nil {
+						recvFailed(err)
+					}
 					return nil, err
 				}
 				h := func(ctx context.Context, req any) (any, error) {

@@ -237,3 +237,17 @@ func zstded(t testing.TB, b []byte) []byte {
 }
 
 func bytesReader(b []byte) io.Reader { return bytes.NewReader(b) }
+
+// settle returns get's value once it is want, or its last value after 5 s:
+// for counts made after the client already has its answer (a message gRPC
+// refused is answered before the handler sees it).
+func settle(get func() float64, want float64) float64 {
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		v := get()
+		if v == want || time.Now().After(deadline) {
+			return v
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}

@@ -37,7 +37,7 @@ func NewJaegerGRPC(cfg Config, c Consumer, log *slog.Logger, reg prometheus.Regi
 
 // Start listens and serves in the background.
 func (r *JaegerGRPCReceiver) Start(ctx context.Context) error {
-	return r.start(ctx, rawUnaryService(jaegerCollectorService, "PostSpans", r.handle), r)
+	return r.start(ctx, rawUnaryService(jaegerCollectorService, "PostSpans", r.handle, r.recvFailed), r)
 }
 
 func (r *JaegerGRPCReceiver) handle(ctx context.Context, body []byte) ([]byte, error) {

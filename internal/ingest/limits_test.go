@@ -298,6 +298,12 @@ func TestHundredMBAttribute(t *testing.T) {
 			if alloc > 100<<20 {
 				t.Errorf("%d MB allocated while refusing a 100 MB message with a 20 MiB limit", alloc>>20)
 			}
+			// Counted with the receivers' own refusals all the same.
+			if got := settle(func() float64 {
+				return counter(r.(interface{ metricsOf() *metrics }).metricsOf().refusedRequests.WithLabelValues(c.protocol, reasonTooLarge))
+			}, 1); got != 1 {
+				t.Errorf("refused requests (too_large) = %v, want 1", got)
+			}
 			// The same connection serves a normal request.
 			p, s = c.around(3)
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -310,6 +316,7 @@ func TestHundredMBAttribute(t *testing.T) {
 }
 
 func (h *httpServer) metricsOf() *metrics { return h.m }
+func (g *grpcServer) metricsOf() *metrics { return g.m }
 
 // TestSlowLorisHTTP holds 200 connections to each HTTP receiver that
 // trickle header bytes (one a second) and 50 that stall in the body, while

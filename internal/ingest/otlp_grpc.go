@@ -34,7 +34,7 @@ func NewOTLPGRPC(cfg Config, c Consumer, log *slog.Logger, reg prometheus.Regist
 
 // Start listens and serves in the background.
 func (r *OTLPGRPCReceiver) Start(ctx context.Context) error {
-	return r.start(ctx, rawUnaryService(otlpTraceService, "Export", r.handle), r)
+	return r.start(ctx, rawUnaryService(otlpTraceService, "Export", r.handle, r.recvFailed), r)
 }
 
 // handle checks the tenant before spending time on decoding.

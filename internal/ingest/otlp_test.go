@@ -507,6 +507,10 @@ func TestOTLPTooLarge(t *testing.T) {
 		if e.rec.Calls() != 0 {
 			t.Errorf("consumer called %d times for oversize messages", e.rec.Calls())
 		}
+		// Refused by gRPC before the handler, counted all the same.
+		if got := settle(func() float64 { return counter(r.m.refusedRequests.WithLabelValues(ProtocolOTLPGRPC, reasonTooLarge)) }, 2); got != 2 {
+			t.Errorf("refused requests (too_large) = %v, want 2", got)
+		}
 	})
 }
 

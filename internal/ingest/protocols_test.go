@@ -254,6 +254,9 @@ func TestOversizeAllProtocols(t *testing.T) {
 			if e.rec.Calls() != 0 {
 				t.Errorf("consumer called for an oversize request")
 			}
+			if got := settle(func() float64 { return e.value(t, "tracectl_receiver_refused_requests_total", p.name, reasonTooLarge) }, 1); got != 1 {
+				t.Errorf("refused requests (too_large) = %v, want 1", got)
+			}
 		})
 	}
 }
