@@ -11,6 +11,9 @@ import (
 
 	"go.opentelemetry.io/collector/pdata/ptrace"
 	"go.opentelemetry.io/collector/pdata/ptrace/ptraceotlp"
+	"google.golang.org/grpc"
+
+	"github.com/tracectl/tracectl/internal/ingest/ingesttest"
 )
 
 // gate is a Consumer that holds every call until released (or until its
@@ -191,6 +194,82 @@ func TestShutdownGivesUpAtDeadline(t *testing.T) {
 				time.Sleep(10 * time.Millisecond)
 			}
 			close(g.release)
+		})
+	}
+}
+
+// TestShutdownWithStalledRequests: requests a client never finishes
+// sending (an HTTP body that stops, an Export call that never ends) hold
+// Shutdown until its deadline, are then closed, and do not make it fail:
+// they carry nothing the server took. A request that did reach the
+// Consumer makes it fail (TestShutdownGivesUpAtDeadline).
+func TestShutdownWithStalledRequests(t *testing.T) {
+	for _, dc := range drainCases() {
+		if dc.udp {
+			continue
+		}
+		t.Run(dc.name, func(t *testing.T) {
+			g := newGate()
+			close(g.release)
+			r := dc.start(t, g)
+			addr := r.Addr().String()
+			var stall func() (closed, opened int)
+			if dc.name == "grpc" {
+				conn := grpcConn(t, addr)
+				var streams []grpc.ClientStream
+				for range 5 {
+					s, err := conn.NewStream(context.Background(), &grpc.StreamDesc{ClientStreams: true}, "/"+otlpTraceService+"/Export", grpc.ForceCodecV2(partsCodec{}))
+					if err == nil {
+						err = s.SendMsg(&parts{[]byte{}})
+					}
+					if err != nil {
+						t.Fatal(err)
+					}
+					streams = append(streams, s)
+				}
+				stall = func() (int, int) {
+					n := 0
+					for _, s := range streams {
+						if s.RecvMsg(new(parts)) != nil {
+							n++
+						}
+					}
+					return n, len(streams)
+				}
+			} else {
+				l := ingesttest.StartSlowLoris(addr, "/v1/traces", 5, ingesttest.StallBody, time.Second)
+				defer l.Stop()
+				stall = func() (int, int) {
+					deadline := time.Now().Add(5 * time.Second)
+					for {
+						closed, opened := l.Closed()
+						if len(closed) == opened || time.Now().After(deadline) {
+							return len(closed), opened
+						}
+						time.Sleep(10 * time.Millisecond)
+					}
+				}
+			}
+			if err := dc.send(t, r); err != nil {
+				t.Fatalf("a normal request beside the stalled ones: %v", err)
+			}
+			time.Sleep(100 * time.Millisecond)
+			ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+			defer cancel()
+			began := time.Now()
+			err := r.Shutdown(ctx)
+			took := time.Since(began)
+			closed, opened := stall()
+			t.Logf("%s: Shutdown with %d stalled requests, 500 ms deadline: %v after %v; %d closed", dc.name, opened, err, took.Round(time.Millisecond), closed)
+			if err != nil {
+				t.Errorf("Shutdown = %v, want nil", err)
+			}
+			if took < 400*time.Millisecond || took > 3*time.Second {
+				t.Errorf("Shutdown took %v, want about its 500 ms deadline", took)
+			}
+			if closed != opened {
+				t.Errorf("%d of %d stalled requests closed", closed, opened)
+			}
 		})
 	}
 }

@@ -107,7 +107,8 @@ func (g *grpcServer) start(ctx context.Context, desc *grpc.ServiceDesc, impl any
 }
 
 // Shutdown stops accepting calls and waits for in-flight ones; when ctx
-// ends first it closes every connection.
+// ends first it closes every connection, and returns ctx's error only if
+// that cut short a call whose spans had reached the Consumer (forcedStop).
 func (g *grpcServer) Shutdown(ctx context.Context) error {
 	g.mu.Lock()
 	srv, done := g.srv, g.done
@@ -124,9 +125,10 @@ func (g *grpcServer) Shutdown(ctx context.Context) error {
 	select {
 	case <-stopped:
 	case <-ctx.Done():
+		busy := g.consuming.Load() > 0
 		srv.Stop()
 		<-stopped
-		err = ctx.Err()
+		err = g.forcedStop(ctx, busy)
 	}
 	<-done
 	return err

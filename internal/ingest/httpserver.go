@@ -91,7 +91,9 @@ func (h *httpServer) start(ctx context.Context, mux http.Handler) error {
 }
 
 // Shutdown stops accepting requests and waits for in-flight ones; when ctx
-// ends first it closes every connection.
+// ends first it closes every connection, and returns ctx's error only if
+// that cut short a request whose spans had reached the Consumer
+// (forcedStop).
 func (h *httpServer) Shutdown(ctx context.Context) error {
 	h.mu.Lock()
 	srv, done := h.srv, h.done
@@ -101,7 +103,11 @@ func (h *httpServer) Shutdown(ctx context.Context) error {
 	}
 	err := srv.Shutdown(ctx)
 	if err != nil {
+		busy := h.consuming.Load() > 0
 		_ = srv.Close()
+		if ctx.Err() != nil {
+			err = h.forcedStop(ctx, busy)
+		}
 	}
 	<-done
 	return err

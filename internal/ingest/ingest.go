@@ -134,7 +134,10 @@ type Receiver interface {
 	// listener is bound (or binding failed). ctx bounds only the start-up.
 	Start(ctx context.Context) error
 	// Shutdown stops accepting new requests and waits for in-flight ones to
-	// finish; when ctx ends first it drops them and returns ctx's error.
+	// finish; when ctx ends first it drops them and returns ctx's error,
+	// unless none had reached the Consumer: requests a client never
+	// finished sending carry nothing the server took, and dropping them
+	// is a clean stop (nil).
 	Shutdown(ctx context.Context) error
 	// Addr is the bound address after Start, nil before.
 	Addr() net.Addr

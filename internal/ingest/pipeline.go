@@ -8,6 +8,7 @@ import (
 	"math"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -22,6 +23,10 @@ type base struct {
 	consumer Consumer
 	log      *slog.Logger
 	m        *metrics
+	// consuming counts requests between decoding and their answer from
+	// the Consumer: those a forced stop would cut short with their spans
+	// possibly taken but not acknowledged.
+	consuming *atomic.Int64
 }
 
 func newBase(protocol string, c Consumer, log *slog.Logger, reg prometheus.Registerer) (base, error) {
@@ -35,7 +40,7 @@ func newBase(protocol string, c Consumer, log *slog.Logger, reg prometheus.Regis
 	if err != nil {
 		return base{}, fmt.Errorf("%s receiver: registering metrics: %w", protocol, err)
 	}
-	return base{protocol: protocol, consumer: c, log: log.With("protocol", protocol), m: m}, nil
+	return base{protocol: protocol, consumer: c, log: log.With("protocol", protocol), m: m, consuming: new(atomic.Int64)}, nil
 }
 
 // requestError is a refusal decided by the receiver itself, before the
@@ -91,6 +96,8 @@ func (b *base) consumeRaw(ctx context.Context, tenantID string, td ptrace.Traces
 	if n == 0 {
 		return out
 	}
+	b.consuming.Add(1)
+	defer b.consuming.Add(-1)
 	var err error
 	if rc, ok := b.consumer.(RawConsumer); ok && raw != nil {
 		err = rc.ConsumeOTLP(ctx, tenantID, td, raw)
@@ -148,6 +155,21 @@ func safeDecode(what string, decode func() (ptrace.Traces, error)) (td ptrace.Tr
 		}
 	}()
 	return decode()
+}
+
+// forcedStop is what Shutdown returns after its context ended and every
+// connection was closed: ctx's error if a request was being consumed
+// before or after the close (busy), cut short without its
+// acknowledgement; nil when the connections closed only held requests
+// that never reached the Consumer (stalled or half-sent: slow-loris
+// clients, Export calls never finished), which carry no data the server
+// took.
+func (b *base) forcedStop(ctx context.Context, busy bool) error {
+	if busy || b.consuming.Load() > 0 {
+		return ctx.Err()
+	}
+	b.log.Info("shutdown deadline passed: closed connections whose requests had not reached the server (stalled or unfinished); no data was taken from them")
+	return nil
 }
 
 // retryAfter is the delay to suggest for an ErrLimited-kind error.
