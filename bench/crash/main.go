@@ -110,6 +110,7 @@ func run() int {
 	flag.DurationVar(&mo.MaxDelay, "migrate-max-delay", 1500*time.Millisecond, "migrate: longest start-to-SIGKILL delay of the random mode")
 	flag.DurationVar(&mo.PageDelay, "migrate-page-delay", 40*time.Millisecond, "migrate: the test server sleeps this long before each search answer (slows the migration down, so that -trials kills fit in one migration)")
 	flag.IntVar(&mo.Batch, "migrate-batch", 100, "migrate: --batch-size")
+	flag.StringVar(&mo.ESVersion, "migrate-es-version", "8.15.0", "migrate: the version the test server reports (7.9.0: no point in time, the migration reads with scroll)")
 	flag.Parse()
 	modesSet := false
 	flag.Visit(func(f *flag.Flag) { modesSet = modesSet || f.Name == "modes" })
@@ -194,7 +195,8 @@ type trialRecord struct {
 	// serve-compaction: the kill left a compaction journal / the lease held.
 	JournalLeft  bool  `json:"journal_left,omitempty"`
 	LeaseExpired bool  `json:"lease_expired,omitempty"`
-	JournalMs    int64 `json:"journal_ms,omitempty"` // on-journal: when the journal landed (ms after ready)
+	JournalMs    int64 `json:"journal_ms,omitempty"` // on-journal: when the journal landed (ms after ready; negative: before)
+	JournalN     int   `json:"journal_n,omitempty"`  // on-journal: which job of the process (1–3) it waited for
 	// serve-compaction: compaction journals written (jobs started) and
 	// inputs marked compacted while this serve ran.
 	CompactionJobs  int `json:"compaction_jobs_started,omitempty"`
@@ -379,8 +381,8 @@ func harness(o *options) error {
 		logf("trial %d (%s): ready in %dms, SIGKILL after %dms, %d requests acknowledged, blocks stored at %v ms; bucket: %d blocks, %d incomplete",
 			trial, tr.Mode, tr.ReadyMs, tr.KillAfterMs, acked, tr.StoredMs, tr.BlocksAfter, tr.IncompleteDir)
 		if wb != nil {
-			logf("  compaction: %d jobs started, %d inputs marked, journal at %dms; journal left %v, lease held %v",
-				tr.CompactionJobs, tr.CompactedInputs, tr.JournalMs, tr.JournalLeft, tr.LeaseExpired)
+			logf("  compaction: %d jobs started, %d inputs marked, journal %d at %dms; journal left %v, lease held %v",
+				tr.CompactionJobs, tr.CompactedInputs, tr.JournalN, tr.JournalMs, tr.JournalLeft, tr.LeaseExpired)
 		}
 	}
 
@@ -460,11 +462,11 @@ func harness(o *options) error {
 	out := o.Out
 	if out == "" {
 		name := started.UTC().Format("20060102T150405Z") + ".json"
-		if o.Target != "serve" {
+		switch {
+		case o.Target != "serve" && o.Control:
+			name = o.Target + "-control-" + name
+		case o.Target != "serve":
 			name = o.Target + "-" + name
-		}
-		if o.Control && o.Target != "serve" {
-			name = strings.TrimSuffix(name, ".json") + "-control.json"
 		}
 		out = filepath.Join(root, "bench", "crash", "results", name)
 	}
@@ -577,6 +579,7 @@ func startServe(bin string, args []string, logFile *os.File, tag string) (*serve
 func runTrial(o *options, args []string, logFile *os.File, rec *recorder, runID uint64, trial int, rng *rand.Rand, w *dirWatcher) (*trialRecord, error) {
 	mode := o.Modes[trial%len(o.Modes)]
 	var delay time.Duration
+	journalN := 0 // on-journal: kill after this journal of the process
 	switch mode {
 	case modeRandom:
 		delay = o.MinDelay + time.Duration(rng.Int64N(int64(o.MaxDelay-o.MinDelay)+1))
@@ -586,6 +589,7 @@ func runTrial(o *options, args []string, logFile *os.File, rec *recorder, runID 
 		delay = time.Duration(rng.Int64N(int64(5*time.Millisecond) + 1)) // after "block stored"
 	case modeOnJournal:
 		delay = time.Duration(rng.Int64N(int64(40*time.Millisecond) + 1)) // after the compaction journal lands
+		journalN = 1 + rng.IntN(3)
 	}
 	if w != nil {
 		w.drain()
@@ -597,6 +601,7 @@ func runTrial(o *options, args []string, logFile *os.File, rec *recorder, runID 
 	}
 	ready := time.Now()
 	tr := &trialRecord{Trial: trial, Mode: mode, ReadyMs: ready.Sub(t0).Milliseconds(), RequestsSent: map[string]int{}, RequestsAcked: map[string]int{}}
+	tr.JournalN = journalN
 	l := &trialLoad{run: runID, trial: trial, ready: ready, rate: o.Rate, timeout: o.Timeout, rec: rec,
 		seed: o.Seed, sent: tr.RequestsSent, acked: tr.RequestsAcked}
 	stop := make(chan struct{})
@@ -640,7 +645,7 @@ func runTrial(o *options, args []string, logFile *os.File, rec *recorder, runID 
 			select {
 			case e := <-w.Events:
 				countCompaction(tr, e)
-				if !e.Removed && e.Name == "compactor.journal.json" {
+				if !e.Removed && e.Name == "compactor.journal.json" && tr.CompactionJobs == journalN {
 					tr.JournalMs = e.At.Sub(ready).Milliseconds()
 					time.Sleep(time.Until(e.At.Add(delay)))
 					break wait
@@ -691,7 +696,7 @@ func countCompaction(tr *trialRecord, e fsEvent) {
 }
 
 // countBlockDirs counts the default tenant's block directories with and
-// without meta.json.
+// without meta.json (empty directories are not counted).
 func countBlockDirs(bucketDir string) (complete, incomplete int) {
 	ents, _ := os.ReadDir(filepath.Join(bucketDir, block.DefaultTenant))
 	for _, e := range ents {
@@ -701,7 +706,11 @@ func countBlockDirs(bucketDir string) (complete, incomplete int) {
 		if _, err := os.Stat(filepath.Join(bucketDir, block.DefaultTenant, e.Name(), "meta.json")); err == nil {
 			complete++
 		} else if _, err := os.Stat(filepath.Join(bucketDir, block.DefaultTenant, e.Name(), "meta.compacted.json")); err != nil {
-			incomplete++
+			// An empty directory is a deleted block (serve-compaction
+			// deletes compacted blocks; file:// leaves the directory).
+			if files, _ := os.ReadDir(filepath.Join(bucketDir, block.DefaultTenant, e.Name())); len(files) > 0 {
+				incomplete++
+			}
 		}
 	}
 	return complete, incomplete

@@ -42,6 +42,7 @@ type migrateOptions struct {
 	MaxDelay      time.Duration
 	PageDelay     time.Duration
 	Batch         int
+	ESVersion     string
 }
 
 type migrateTrial struct {
@@ -160,7 +161,7 @@ func runMigrate(o *options, mo *migrateOptions) error {
 	// The Elasticsearch test server, in this process (only the migration
 	// is killed), holding -migrate-spans documents over -migrate-days
 	// daily indices; some traces straddle midnight (two indices).
-	es, err := estest.Start(estest.Config{Version: "8.15.0", Render: migrateDoc})
+	es, err := estest.Start(estest.Config{Version: mo.ESVersion, Render: migrateDoc})
 	if err != nil {
 		return err
 	}
@@ -212,7 +213,7 @@ func runMigrate(o *options, mo *migrateOptions) error {
 		"--batch-size", fmt.Sprint(mo.Batch), "--max-block-bytes", fmt.Sprint(mo.MaxBlockBytes), "-q"}
 	s.Args = args
 	s.Options = map[string]any{"trials": o.Trials, "max_delay": mo.MaxDelay.String(), "spans": mo.Spans, "days": mo.Days,
-		"page_delay": mo.PageDelay.String(), "batch": mo.Batch, "max_block_bytes": mo.MaxBlockBytes, "modes": o.Modes}
+		"page_delay": mo.PageDelay.String(), "es_version": mo.ESVersion, "batch": mo.Batch, "max_block_bytes": mo.MaxBlockBytes, "modes": o.Modes}
 	s.Commit, s.Dirty = gitState(root)
 	logf("seed %d, work directory %s, %d span documents (%d traces, %d in two indices) at %s; tracectl %s (then --resume)",
 		o.Seed, work, s.ESDocs, s.ESTraces, s.ESTracesTwoIndices, es.URL, strings.Join(args, " "))
