@@ -318,8 +318,7 @@ func runServe(ctx context.Context, g *globalOptions, o *serveOptions) error {
 	defer qa.Close()
 	srv.Start()
 
-	api, err := startAPI(apiOptions{addr: o.HTTPListen, certFile: o.HTTPTLSCert, keyFile: o.HTTPTLSKey,
-		auth: query.Auth{BearerToken: o.HTTPAuthToken, BasicUser: o.HTTPAuthUser, BasicPW: o.HTTPAuthPassword}}, reg, qa.Handler(), log)
+	api, err := startAPI(apiOptionsOf(o), reg, qa.Handler(), log)
 	if err != nil {
 		_ = srv.Shutdown(context.Background())
 		return err
@@ -373,16 +372,44 @@ type apiServer struct {
 	addr string
 }
 
-// startAPI serves /metrics and, on every other path, the query API (which
-// also answers /ready, /api/echo and /api/status/buildinfo). No ServeMux
-// in front: it would redirect the //api/... paths Grafana sends when its
-// URL ends in a slash.
-// apiOptions are the HTTP port's address, TLS files and credentials.
+// apiOptions are the HTTP port's address, TLS files, credentials and
+// server timeouts.
 type apiOptions struct {
 	addr              string
 	certFile, keyFile string
 	auth              query.Auth
+	timeouts          apiTimeouts
 }
+
+func apiOptionsOf(o *serveOptions) apiOptions {
+	return apiOptions{addr: o.HTTPListen, certFile: o.HTTPTLSCert, keyFile: o.HTTPTLSKey,
+		auth:     query.Auth{BearerToken: o.HTTPAuthToken, BasicUser: o.HTTPAuthUser, BasicPW: o.HTTPAuthPassword},
+		timeouts: newAPITimeouts(o.QueryTimeout)}
+}
+
+// apiTimeouts are the HTTP API server's timeouts.
+type apiTimeouts struct{ readHeader, read, write, idle time.Duration }
+
+// newAPITimeouts gives the HTTP API's timeouts for queries bounded by
+// queryTimeout (--query-timeout). The read-header timeout closes
+// slow-loris connections. The write timeout runs from the end of a
+// request's headers (for the streaming search, from the start of its
+// HTTP/2 stream) to the last byte of the answer; what is still being
+// produced then is cut off, and the client sees a dropped connection or
+// a reset stream instead of its answer or 504. So it outlasts the wait for
+// a query slot and the query timeout, with a minute to send the answer.
+// The read timeout bounds reading a request only: queries have no body,
+// and it stops counting once one is read (HTTP/1.1) or its stream's body
+// has ended (HTTP/2).
+func newAPITimeouts(queryTimeout time.Duration) apiTimeouts {
+	return apiTimeouts{readHeader: 10 * time.Second, read: time.Minute, idle: 2 * time.Minute,
+		write: max(2*time.Minute, query.DefaultQueueTimeout+queryTimeout+time.Minute)}
+}
+
+// startAPI serves /metrics and, on every other path, the query API (which
+// also answers /ready, /api/echo and /api/status/buildinfo). No ServeMux
+// in front: it would redirect the //api/... paths Grafana sends when its
+// URL ends in a slash.
 
 func startAPI(o apiOptions, reg *prometheus.Registry, queryAPI http.Handler, log *slog.Logger) (*apiServer, error) {
 	if (o.certFile == "") != (o.keyFile == "") {
@@ -399,6 +426,9 @@ func startAPI(o apiOptions, reg *prometheus.Registry, queryAPI http.Handler, log
 		}
 		tlsConf = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
 	}
+	if o.timeouts == (apiTimeouts{}) {
+		o.timeouts = newAPITimeouts(query.DefaultQueryTimeout)
+	}
 	metrics := promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg})
 	mux := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/metrics" && r.Method == http.MethodGet {
@@ -412,14 +442,14 @@ func startAPI(o apiOptions, reg *prometheus.Registry, queryAPI http.Handler, log
 		return nil, fmt.Errorf("listening on %s for the HTTP API: %w; use --http-listen-address to pick another", o.addr, err)
 	}
 	s := &apiServer{
-		Server: &http.Server{Handler: query.RequireAuth(mux, o.auth), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: time.Minute,
-			WriteTimeout: 2 * time.Minute, IdleTimeout: 2 * time.Minute, MaxHeaderBytes: 1 << 20, TLSConfig: tlsConf},
+		Server: &http.Server{Handler: query.RequireAuth(mux, o.auth), ReadHeaderTimeout: o.timeouts.readHeader, ReadTimeout: o.timeouts.read,
+			WriteTimeout: o.timeouts.write, IdleTimeout: o.timeouts.idle, MaxHeaderBytes: 1 << 20, TLSConfig: tlsConf},
 		addr: ln.Addr().String(),
 	}
 	// Grafana's streaming search is gRPC over HTTP/2 on this port: h2c on
 	// plain HTTP, h2 over TLS.
 	query.EnableH2C(s.Server)
-	log.Info("HTTP API listening", "address", s.addr, "tls", tlsConf != nil, "auth", o.auth.Enabled())
+	log.Info("HTTP API listening", "address", s.addr, "tls", tlsConf != nil, "auth", o.auth.Enabled(), "write_timeout", o.timeouts.write.String())
 	go func() {
 		serve := s.Serve
 		if tlsConf != nil {
