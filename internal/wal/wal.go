@@ -6,8 +6,8 @@
 // segments up to S is stored, the server removes those segments.
 //
 // The package owns the directory it is given and nothing else: segment
-// files NNNNNNNNNNNNNNNNNNNN.wal (see record.go for the format) and a LOCK
-// file. It never interprets payloads, never talks to object storage, and
+// files NNNNNNNNNNNNNNNNNNNN.wal (see record.go for the format), a LOCK
+// file and the directory's ID (wal-id, see id.go). It never interprets payloads, never talks to object storage, and
 // never drops a record it acknowledged: when it cannot accept more it says
 // so (ErrFull, ErrTooLarge) instead of blocking forever or discarding.
 //
@@ -41,6 +41,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/google/uuid"
 )
 
 // SyncPolicy says when appended records are fsynced.
@@ -200,6 +202,7 @@ type ReplayStats struct {
 // concurrent use.
 type WAL struct {
 	dir  string
+	id   uuid.UUID
 	opts Options
 	log  *slog.Logger
 	lock *os.File
@@ -273,6 +276,10 @@ func Open(dir string, opts Options) (*WAL, error) {
 		kick:        make(chan struct{}, 1),
 		flusherDone: make(chan struct{}),
 		file:        segFile{dir: dir},
+	}
+	if w.id, err = loadOrCreateID(dir, w); err != nil {
+		lock.Close()
+		return nil, err
 	}
 	if err := w.recover(); err != nil {
 		w.file.close()
@@ -430,6 +437,26 @@ func (w *WAL) recoverNewest(seq uint64, path string, next uint64) error {
 // restart and recover from the log. payload is not kept after Append
 // returns.
 func (w *WAL) Append(ctx context.Context, tenant string, payload []byte) (Position, error) {
+	return w.append(ctx, tenant, payload, false)
+}
+
+// MaxMarkerBytes bounds the payload of AppendMarker.
+const MaxMarkerBytes = 4096
+
+// AppendMarker is Append for a small bookkeeping record (at most
+// MaxMarkerBytes) that must not be refused for space: it is written even
+// when the WAL holds MaxBytes, which it may pass by its size, and at once
+// (with what is pending) rather than after the group delay. The server
+// appends one at every cut; refusing it on a full WAL would keep the cut,
+// and so the removal that frees the space, from ever finishing.
+func (w *WAL) AppendMarker(ctx context.Context, tenant string, payload []byte) (Position, error) {
+	if len(payload) > MaxMarkerBytes {
+		return Position{}, fmt.Errorf("appending a marker to the write-ahead log: %w: %d bytes (at most %d)", ErrTooLarge, len(payload), MaxMarkerBytes)
+	}
+	return w.append(ctx, tenant, payload, true)
+}
+
+func (w *WAL) append(ctx context.Context, tenant string, payload []byte, unlimited bool) (Position, error) {
 	start := time.Now()
 	if err := ctx.Err(); err != nil {
 		return Position{}, err
@@ -442,7 +469,7 @@ func (w *WAL) Append(ctx context.Context, tenant string, payload []byte) (Positi
 			ErrTooLarge, len(payload), w.opts.MaxRecordBytes)
 	}
 	size := frameSize(tenant, payload)
-	if w.opts.MaxBytes > 0 && size+headerSize > w.opts.MaxBytes {
+	if w.opts.MaxBytes > 0 && !unlimited && size+headerSize > w.opts.MaxBytes {
 		return Position{}, fmt.Errorf("appending to the write-ahead log: %w: %d bytes, more than the WAL size limit of %d", ErrTooLarge, size, w.opts.MaxBytes)
 	}
 	prefix := recordPrefix(tenant, payload)
@@ -478,7 +505,7 @@ func (w *WAL) Append(ctx context.Context, tenant string, payload []byte) (Positi
 	if rotate {
 		need += headerSize
 	}
-	if w.opts.MaxBytes > 0 && w.total+need > w.opts.MaxBytes {
+	if w.opts.MaxBytes > 0 && !unlimited && w.total+need > w.opts.MaxBytes {
 		used := w.total
 		w.mu.Unlock()
 		w.m.fullRejections.Add(1)
@@ -518,7 +545,12 @@ func (w *WAL) Append(ctx context.Context, tenant string, payload []byte) (Positi
 	before := int64(len(b.buf))
 	b.buf = append(append(b.buf, prefix...), payload...)
 	b.n++
-	wake := b.n == 1 || w.opts.Sync == SyncAlways ||
+	if unlimited {
+		// A marker is written at once: its writer holds back every other
+		// append meanwhile, so waiting for a group is waiting for nothing.
+		b.urgent = true
+	}
+	wake := b.n == 1 || b.urgent || w.opts.Sync == SyncAlways ||
 		(before < w.opts.GroupBytes && int64(len(b.buf)) >= w.opts.GroupBytes)
 	w.mu.Unlock()
 	if wake {
