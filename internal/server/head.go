@@ -93,6 +93,69 @@ func (h *head) add(tenant string, groups []indexedTrace, now time.Time) addResul
 	return res
 }
 
+// restore adds the pieces of traces a cut kept, read back from their WAL
+// copies at replay, whatever maxTraceBytes says now: they were accepted
+// within the limit. It returns the spans added.
+func (h *head) restore(tenant string, groups []indexedTrace, now time.Time) int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	th := h.tenants[tenant]
+	if th == nil {
+		th = &tenantHead{traces: map[block.TraceID]*headTrace{}}
+		h.tenants[tenant] = th
+	}
+	n := 0
+	for _, g := range groups {
+		ht := th.traces[g.id]
+		if ht == nil {
+			ht = &headTrace{firstSeen: now}
+			th.traces[g.id] = ht
+		}
+		ht.pieces = append(ht.pieces, g.piece)
+		ht.bytes += g.bytes
+		ht.spans += int64(len(g.piece.spans))
+		ht.lastSeen = now
+		th.bytes += g.bytes
+		th.spans += int64(len(g.piece.spans))
+		h.bytes += g.bytes
+		n += len(g.piece.spans)
+	}
+	if h.firstAppend.IsZero() && n > 0 {
+		h.firstAppend = now
+	}
+	return n
+}
+
+// putBack returns a snapshot's traces to the head (a cut that could not
+// finish). Its traces left the head whole, so none is there now.
+func (h *head) putBack(snap *snapshot, now time.Time) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for t, sth := range snap.tenants {
+		th := h.tenants[t]
+		if th == nil {
+			th = &tenantHead{traces: map[block.TraceID]*headTrace{}}
+			h.tenants[t] = th
+		}
+		for id, ht := range sth.traces {
+			if cur := th.traces[id]; cur != nil {
+				cur.pieces = append(ht.pieces, cur.pieces...)
+				cur.bytes += ht.bytes
+				cur.spans += ht.spans
+				cur.firstSeen = ht.firstSeen
+			} else {
+				th.traces[id] = ht
+			}
+			th.bytes += ht.bytes
+			th.spans += ht.spans
+			h.bytes += ht.bytes
+		}
+	}
+	if h.firstAppend.IsZero() && h.bytes > 0 {
+		h.firstAppend = now
+	}
+}
+
 // overLimit splits a request's groups (one per trace, as indexRequest
 // gives them) into those add would keep as the head stands and the number
 // of spans of the others, the traces already at maxTraceBytes. add checks
@@ -138,6 +201,9 @@ type snapshot struct {
 	// across failed attempts so a retry rewrites the same block (see
 	// writeSnapshot). Used by the flush goroutine only.
 	blockIDs map[string]uuid.UUID
+	// replayed: rebuilt by WAL replay from a cut of an earlier process,
+	// which may have stored its blocks before it stopped (claimBlock).
+	replayed bool
 }
 
 // take empties the head and returns what it held.

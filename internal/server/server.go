@@ -3,7 +3,8 @@
 // acknowledged, keeps them in an in-memory head, and cuts the head into
 // vParquet4 blocks in the bucket. WAL segments are removed only after the
 // blocks holding their data are stored (meta.json written), so a crash at
-// any moment loses no acknowledged span: on start the WAL is replayed.
+// any moment loses no acknowledged span: on start the WAL is replayed,
+// and its cuts are redone so that no span is stored twice (replay.go).
 //
 // It does not parse flags, listen for queries or translate protocols; the
 // command, the query API and package ingest do.
@@ -147,10 +148,11 @@ func (c Config) withDefaults() Config {
 
 // Server ingests traces into a WAL-backed head and flushes blocks.
 type Server struct {
-	cfg  Config
-	wal  *wal.WAL
-	head *head
-	m    *metrics
+	cfg   Config
+	wal   *wal.WAL
+	walID uuid.UUID // names the blocks of cuts (blockIDFor)
+	head  *head
+	m     *metrics
 
 	// cutMu orders appends against cuts: Consume holds it for reading from
 	// WAL append to head insert, a cut holds it for writing while it seals
@@ -178,15 +180,26 @@ type Server struct {
 	done      chan struct{}
 	closeErr  error
 	closed    sync.Once
+
+	// crashAt, set by tests only, stops a flush at a point where a
+	// crash is interesting: after tenant's block is stored ("stored") or
+	// before a flushed snapshot's WAL segments are removed
+	// ("before-remove"), when it returns true.
+	crashAt func(point, tenant string) bool
 }
+
+// errCrashed is what a flush stopped by crashAt returns.
+var errCrashed = errors.New("stopped by a test's crash point")
 
 var (
 	_ ingest.Consumer    = (*Server)(nil)
 	_ ingest.RawConsumer = (*Server)(nil)
 )
 
-// New opens the WAL and replays it into the head. The replayed data is
-// flushed by the first cut.
+// New opens the WAL and replays it into the head, redoing the cuts the
+// WAL records (replay.go): their snapshots are queued and stored first,
+// unless their blocks are stored already. The rest of the replayed data
+// is flushed by the first cut.
 func New(cfg Config) (*Server, error) {
 	cfg = cfg.withDefaults()
 	if cfg.Bucket == nil {
@@ -199,6 +212,7 @@ func New(cfg Config) (*Server, error) {
 	s := &Server{
 		cfg:      cfg,
 		wal:      w,
+		walID:    w.ID(),
 		head:     newHead(cfg.MaxTraceBytes),
 		limiters: map[string]*rate.Limiter{},
 		stop:     make(chan struct{}),
@@ -207,24 +221,19 @@ func New(cfg Config) (*Server, error) {
 	}
 	s.m = newMetrics(s, cfg.Registry)
 	start := time.Now()
-	var spans, records int
+	r := &replayer{s: s, walID: s.walID, now: cfg.Now()}
 	st, err := w.Replay(func(tenantID string, payload []byte, pos wal.Position) error {
-		groups, err := indexRequest(bytes.Clone(payload))
-		if err != nil {
-			cfg.Logger.Warn("skipping an unreadable WAL record", "position", pos.String(), "err", err)
-			return nil
-		}
-		res := s.head.add(tenantID, groups, cfg.Now())
-		spans += res.accepted
-		records++
+		r.record(tenantID, payload, pos)
 		return nil
 	})
 	if err != nil {
 		w.Close()
 		return nil, fmt.Errorf("replaying the write-ahead log in %s: %w", cfg.WALDir, err)
 	}
-	if records > 0 || len(st.Damage) > 0 {
-		cfg.Logger.Info("replayed the write-ahead log", "records", records, "spans", spans,
+	r.dropPending(wal.Position{})
+	if r.records > 0 || r.cuts > 0 || len(st.Damage) > 0 {
+		cfg.Logger.Info("replayed the write-ahead log", "records", r.records, "spans", r.spans,
+			"cuts_redone", r.cuts, "unfinished_copies_ignored", r.dropped,
 			"segments", st.Segments, "truncated_bytes", st.TruncatedBytes, "skipped_bytes", st.SkippedBytes,
 			"duration", time.Since(start).Round(time.Millisecond))
 	}
@@ -235,6 +244,16 @@ func New(cfg Config) (*Server, error) {
 func (s *Server) Start() {
 	s.startOnce.Do(func() {
 		s.started.Store(true)
+		// Cuts redone by replay are stored (or found stored) and their
+		// segments removed now, not at the first tick.
+		s.flushMu.Lock()
+		if len(s.flushing) > 0 {
+			select {
+			case s.kick <- struct{}{}:
+			default:
+			}
+		}
+		s.flushMu.Unlock()
 		go s.loop()
 	})
 }
@@ -427,6 +446,9 @@ func (s *Server) cutDue() (due, all bool) {
 // into the flush queue. Traces kept in the head are appended to the WAL
 // again, after the sealed segment, so that segment can be removed once
 // its block is stored; if that fails they go into the block after all.
+// A marker after the copies records the cut, so that replay can redo it
+// and store every span once (replay.go); the snapshot is queued only
+// once the marker is durable.
 func (s *Server) cut(all bool) error {
 	s.cutMu.Lock()
 	defer s.cutMu.Unlock()
@@ -438,12 +460,14 @@ func (s *Server) cut(all bool) error {
 		return err
 	}
 	var snap *snapshot
+	requeued, copies := true, 0
 	if all {
 		snap = s.head.take()
 	} else {
 		var kept map[string][]*headTrace
 		snap, kept = s.head.takeComplete(s.cfg.Now(), s.cfg.TraceIdlePeriod, s.cfg.MaxBlockDuration)
-		if err := s.requeue(kept); err != nil {
+		if copies, err = s.requeue(kept, seg); err != nil {
+			requeued = false
 			s.cfg.Logger.Warn("could not keep active traces in the head; storing them now", "err", err)
 			rest := s.head.take()
 			for t, th := range rest.tenants {
@@ -461,6 +485,14 @@ func (s *Server) cut(all bool) error {
 			snap.bytes += rest.bytes
 		}
 	}
+	marker := appendControl(nil, s.walID, walControl{kind: ctlCut, cut: seg, requeued: requeued, records: uint64(copies)})
+	if _, err := s.wal.AppendMarker(context.Background(), markerTenant, marker); err != nil {
+		// Only a failed WAL (or closed) refuses a marker. Not queued, the
+		// snapshot is never stored by this process; its records are in
+		// the WAL for the next start, which stores them.
+		s.head.putBack(snap, s.cfg.Now())
+		return fmt.Errorf("recording a cut in the write-ahead log: %w", err)
+	}
 	snap.walSeg = seg
 	// Queued even when empty (every trace was kept and appended again):
 	// segments are removed in queue order, never past a snapshot that is
@@ -473,19 +505,25 @@ func (s *Server) cut(all bool) error {
 }
 
 // requeue appends the spans of traces kept in the head to the WAL again,
-// in records of at most requeueChunkBytes. Called with cutMu held.
-func (s *Server) requeue(kept map[string][]*headTrace) error {
+// in records of at most requeueChunkBytes (a trace is never split), each
+// tagged as a copy made by the cut of segment seg. It returns the number
+// of records appended. Called with cutMu held.
+func (s *Server) requeue(kept map[string][]*headTrace, seg uint64) (int, error) {
+	tag := appendControl(nil, s.walID, walControl{kind: ctlRequeue, cut: seg})
+	records := 0
 	for t, traces := range kept {
 		// Pieces concatenate into one valid request: no decoding needed.
-		var batch []byte
+		// The tag is a field the request index skips.
+		batch := append([]byte(nil), tag...)
 		send := func() error {
-			if len(batch) == 0 {
+			if len(batch) == len(tag) {
 				return nil
 			}
 			if _, err := s.wal.Append(context.Background(), t, batch); err != nil {
 				return err
 			}
-			batch = nil
+			records++
+			batch = append([]byte(nil), tag...)
 			return nil
 		}
 		for _, ht := range traces {
@@ -494,15 +532,15 @@ func (s *Server) requeue(kept map[string][]*headTrace) error {
 			}
 			if len(batch) >= requeueChunkBytes {
 				if err := send(); err != nil {
-					return err
+					return records, err
 				}
 			}
 		}
 		if err := send(); err != nil {
-			return err
+			return records, err
 		}
 	}
-	return nil
+	return records, nil
 }
 
 // flushPending stores queued snapshots oldest first; after each, the WAL
@@ -523,20 +561,24 @@ func (s *Server) flushPending(ctx context.Context) error {
 			s.m.flushFailures.Inc()
 			return err
 		}
+		if s.crashAt != nil && s.crashAt("before-remove", "") {
+			return errCrashed
+		}
 		s.flushMu.Lock()
 		s.flushing = s.flushing[1:]
 		s.queued.Add(-snap.bytes)
 		s.flushMu.Unlock()
 		if err := s.wal.Remove(snap.walSeg); err != nil {
-			// The data is stored; the segment will be replayed and its
-			// spans de-duplicated by readers. Not worth failing for.
+			// The data is stored; the segment will be replayed and the
+			// cut redone, finding its blocks stored. Not worth failing for.
 			s.cfg.Logger.Warn("removing flushed WAL segments", "err", err)
 		}
 	}
 }
 
 // writeSnapshot writes one block per tenant. Tenants whose block is
-// already stored (from an earlier, partly failed attempt) are skipped.
+// already stored (from an earlier, partly failed attempt, or by the
+// process that cut a replayed snapshot) are skipped.
 func (s *Server) writeSnapshot(ctx context.Context, snap *snapshot) error {
 	tenants := make([]string, 0, len(snap.tenants))
 	for t := range snap.tenants {
@@ -571,7 +613,11 @@ func (s *Server) writeSnapshot(ctx context.Context, snap *snapshot) error {
 				return err
 			}
 		} else {
-			blockID = uuid.New()
+			var err error
+			blockID, meta, compacted, err = s.claimBlock(ctx, snap, t, len(ids))
+			if err != nil {
+				return err
+			}
 			snap.blockIDs[t] = blockID
 		}
 		if meta == nil {
@@ -616,6 +662,9 @@ func (s *Server) writeSnapshot(ctx context.Context, snap *snapshot) error {
 		s.flushMu.Lock()
 		delete(snap.tenants, t)
 		s.flushMu.Unlock()
+		if s.crashAt != nil && s.crashAt("stored", t) {
+			return errCrashed
+		}
 	}
 	return nil
 }
