@@ -22,7 +22,8 @@
 //   - Attributes and Exists on S3 cannot tell a deleted bucket from a
 //     missing key (S3 answers HEAD with a bare 404 for both); Read can.
 //   - file:// hides the "<key>.<hex>.tmp" files of writes in progress from
-//     listings; keys of that shape are not listed.
+//     listings; keys of that shape are not listed. TempFiles lists them
+//     (a writer killed mid-object leaves one), RemoveStaleTemp removes them.
 package storage
 
 import (
