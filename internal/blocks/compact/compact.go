@@ -22,7 +22,9 @@ const DefaultCompactedRetention = time.Hour
 
 // DefaultOrphanAge is how old the objects of a block directory without
 // meta.json or meta.compacted.json must be before they are deleted: such a
-// directory is a block whose writer crashed.
+// directory is a block whose writer crashed. On file:// buckets the
+// temporary files of the directory's writes count as its objects (a fresh
+// one is a live writer's) and go with it, as does the directory.
 const DefaultOrphanAge = 24 * time.Hour
 
 // Options configure a compaction run. Zero values take defaults.
@@ -375,11 +377,17 @@ func deleteExpired(ctx context.Context, b *storage.Bucket, tenantID string, rete
 		case prob != nil:
 			continue // damaged: left for verify and a human
 		case err != nil && errors.Is(err, storage.ErrNotFound):
-			// No meta at all: orphaned once every object is old enough.
+			// No meta at all: orphaned once every object is old enough,
+			// and every temporary file a killed file:// writer left.
 			objs, lerr := b.ListAll(ctx, block.BlockPrefix(tenantID, id), "")
 			if lerr != nil {
 				return deleted, orphans, lerr
 			}
+			temps, lerr := b.TempFiles(ctx, block.BlockPrefix(tenantID, id))
+			if lerr != nil {
+				return deleted, orphans, lerr
+			}
+			objs = append(objs, temps...)
 			old := len(objs) > 0
 			for _, o := range objs {
 				if now.Sub(o.ModTime) < orphanAge {
@@ -401,6 +409,9 @@ func deleteExpired(ctx context.Context, b *storage.Bucket, tenantID string, rete
 			continue
 		}
 		if err := deleteBlockObjects(ctx, b, tenantID, id); err != nil {
+			return deleted, orphans, fmt.Errorf("deleting block %s/%s: %w", tenantID, id, err)
+		}
+		if err := removeFileLeftovers(ctx, b, tenantID, id, now.Add(-orphanAge)); err != nil {
 			return deleted, orphans, fmt.Errorf("deleting block %s/%s: %w", tenantID, id, err)
 		}
 	}
