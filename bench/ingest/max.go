@@ -266,7 +266,7 @@ func maxOnce(ctx context.Context, o *options, c *corpusLoad, taskset string, run
 	r.TotalAcceptedSpans = mEnd["tracectl_receiver_accepted_spans_total"]
 	r.ServerLatency = serverLatencies(mEnd)
 	r.TotalClientAckedSpans = lg.ackedSpans.Load()
-	r.ServerRefusedSpans = mEnd["tracectl_ingest_refused_spans_total"] + mEnd["tracectl_receiver_refused_spans_total"]
+	r.ServerRefusedSpans = serverRefused(mEnd)
 	if st, err := procStatus(srv.pid); err == nil {
 		r.PeakRSSBytes = kbField(st, "VmHWM")
 	}
@@ -286,7 +286,7 @@ func maxOnce(ctx context.Context, o *options, c *corpusLoad, taskset string, run
 	r.ClientFailedRequests, r.ClientFailedSpans = lg.failedReqs.Load(), lg.failedSpans.Load()
 	r.PartialRejectedSpans = lg.rejectedSpans.Load()
 	r.ClientErrors = lg.errorCounts()
-	r.Dropped = r.ClientFailedSpans + r.PartialRejectedSpans + int64(r.ServerRefusedSpans)
+	r.Dropped = dropped(r.ClientFailedSpans, r.PartialRejectedSpans, r.ServerRefusedSpans)
 	r.CountsConsistent = int64(r.TotalAcceptedSpans) == r.TotalClientAckedSpans && r.StoredSpans == r.TotalClientAckedSpans
 	r.LoadAvgEnd = loadAvg()
 	ok = true

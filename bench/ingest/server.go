@@ -266,6 +266,22 @@ func scrape(ctx context.Context, addr string) (metricsSnap, error) {
 	return out, sc.Err()
 }
 
+// serverRefused is the spans the server refused: a refusal by the server
+// (tracectl_ingest_refused_spans_total: rate limit, WAL full, live bytes,
+// trace too large) is also counted by the receiver that passes it on
+// (tracectl_receiver_refused_spans_total), so the larger of the two, not
+// their sum.
+func serverRefused(m metricsSnap) float64 {
+	return max(m["tracectl_ingest_refused_spans_total"], m["tracectl_receiver_refused_spans_total"])
+}
+
+// dropped is the spans not kept: a span the server refused is also a
+// failed or partially rejected span at the client, so the larger of the
+// two sides, not their sum.
+func dropped(clientFailed, partial int64, serverRefused float64) int64 {
+	return max(clientFailed+partial, int64(serverRefused))
+}
+
 // --- /proc ---
 
 var clkTck = func() float64 {

@@ -183,7 +183,7 @@ func runSustained(ctx context.Context, o *options, c *corpusLoad, res *result) e
 			HeapInuse: m["go_memstats_heap_inuse_bytes"], WALBytes: m["tracectl_wal_bytes"], HeadBytes: m["tracectl_head_bytes"],
 			FlushQueue: m["tracectl_flush_queue_blocks"], Blocks: m["tracectl_blocks_written_total"],
 			Accepted: m["tracectl_receiver_accepted_spans_total"],
-			Refused:  m["tracectl_ingest_refused_spans_total"] + m["tracectl_receiver_refused_spans_total"],
+			Refused:  serverRefused(m),
 			Acked:    lg.ackedSpans.Load(), Load1: loadAvg()[0],
 			Goroutines: m["go_goroutines"], Threads: m["go_threads"], OpenFDs: m["process_open_fds"]}
 		if _, ok := m["process_open_fds"]; !ok {
@@ -286,7 +286,7 @@ func runSustained(ctx context.Context, o *options, c *corpusLoad, res *result) e
 	}
 	s.AcceptedSpans = mEnd["tracectl_receiver_accepted_spans_total"]
 	s.ServerLatency = serverLatencies(mEnd)
-	s.ServerRefusedSpans = mEnd["tracectl_ingest_refused_spans_total"] + mEnd["tracectl_receiver_refused_spans_total"]
+	s.ServerRefusedSpans = serverRefused(mEnd)
 	if st, err := procStatus(srv.pid); err == nil {
 		s.PeakRSSBytes = kbField(st, "VmHWM")
 	}
@@ -303,7 +303,7 @@ func runSustained(ctx context.Context, o *options, c *corpusLoad, res *result) e
 	s.ClientFailedRequests, s.ClientFailedSpans = lg.failedReqs.Load(), lg.failedSpans.Load()
 	s.PartialRejectedSpans = lg.rejectedSpans.Load()
 	s.ClientErrors = lg.errorCounts()
-	s.Dropped = s.ClientFailedSpans + s.PartialRejectedSpans + int64(s.ServerRefusedSpans)
+	s.Dropped = dropped(s.ClientFailedSpans, s.PartialRejectedSpans, s.ServerRefusedSpans)
 	s.MaxBehindS = round(time.Duration(lg.maxBehind.Load()).Seconds(), 3)
 
 	acks := lg.snapshotAcks()
