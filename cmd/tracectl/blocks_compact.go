@@ -126,7 +126,7 @@ func runBlocksCompact(ctx context.Context, g *globalOptions, o *blocksCompactOpt
 	if err := plan.Validate(); err != nil {
 		return usageError("blocks compact: %v", err)
 	}
-	if o.MaxBytes <= 0 || o.CompactedRetention < 0 || o.LeaseTTL < 10*time.Second || o.MaxJobs < 0 {
+	if o.MaxBytes <= 0 || o.CompactedRetention < 0 || o.LeaseTTL < minLeaseTTL || o.MaxJobs < 0 {
 		return usageError("blocks compact: --max-bytes must be positive, --compacted-retention not negative, --lease-ttl at least 10s, --max-jobs not negative")
 	}
 	b, err := g.openBucket(ctx)

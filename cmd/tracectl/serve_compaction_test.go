@@ -3,10 +3,12 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"io"
 	"log/slog"
 	"net/http"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -28,14 +30,19 @@ func TestServeCompactionFlags(t *testing.T) {
 	if err := cmd.ParseFlags([]string{"--compaction", "--compaction-interval", "2s", "--block-retention", "720h"}); err != nil {
 		t.Fatal(err)
 	}
-	if !o.Compaction || o.Interval != 2*time.Second || o.Retention != 720*time.Hour || o.Window != time.Hour || o.MaxInputs != 4 {
+	if !o.Compaction || o.Interval != 2*time.Second || o.Retention != 720*time.Hour || o.Window != time.Hour || o.MaxInputs != 4 || o.LeaseTTL != 5*time.Minute {
 		t.Errorf("options %+v", o)
+	}
+	if err := cmd.ParseFlags([]string{"--compaction-lease-ttl", "30s"}); err != nil || o.LeaseTTL != 30*time.Second {
+		t.Errorf("--compaction-lease-ttl 30s: %v, %s", err, o.LeaseTTL)
 	}
 	log := slog.New(slog.DiscardHandler)
 	for _, bad := range []serveCompactionOptions{
-		{Compaction: true, Interval: time.Second, Window: time.Second, MaxInputs: 4},
-		{Compaction: true, Interval: time.Millisecond, Window: time.Hour, MaxInputs: 4},
-		{Interval: time.Second, Window: time.Hour, MaxInputs: 4, Retention: time.Minute},
+		{Compaction: true, Interval: time.Second, Window: time.Second, MaxInputs: 4, LeaseTTL: time.Minute},
+		{Compaction: true, Interval: time.Millisecond, Window: time.Hour, MaxInputs: 4, LeaseTTL: time.Minute},
+		{Interval: time.Second, Window: time.Hour, MaxInputs: 4, Retention: time.Minute, LeaseTTL: time.Minute},
+		{Compaction: true, Interval: time.Second, Window: time.Hour, MaxInputs: 4, LeaseTTL: 9 * time.Second},
+		{Retention: time.Hour, Interval: time.Second, Window: time.Hour, MaxInputs: 4},
 	} {
 		if _, err := startServeCompaction(context.Background(), nil, &bad, log); err == nil || exitCodeOf(err) != exitUsage {
 			t.Errorf("%+v: %v, want a usage error", bad, err)
@@ -59,7 +66,7 @@ func TestServeCompactionLoop(t *testing.T) {
 	defer b.Close()
 	logs := &syncWriter{w: &strings.Builder{}}
 	stop, err := startServeCompaction(context.Background(), b,
-		&serveCompactionOptions{Compaction: true, Interval: time.Second, Window: time.Hour, MaxInputs: 4, CompactedRetention: time.Hour},
+		&serveCompactionOptions{Compaction: true, Interval: time.Second, Window: time.Hour, MaxInputs: 4, CompactedRetention: time.Hour, LeaseTTL: time.Minute},
 		slog.New(slog.NewJSONHandler(logs, nil)))
 	if err != nil {
 		t.Fatal(err)
@@ -79,6 +86,72 @@ func TestServeCompactionLoop(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	stop()
+}
+
+// TestServeCompactionLeaseTTL: --compaction-lease-ttl, from the flag, the
+// environment or the config file, is refused below 10s with an error
+// naming it, and is the lifetime of the leases the background loop takes.
+func TestServeCompactionLeaseTTL(t *testing.T) {
+	url, _ := fixtureBucket(t, "vparquet4") // before isolateEnv leaves the module
+	xdg := isolateEnv(t)
+	dir := t.TempDir()
+	bucket := "file://" + filepath.Join(dir, "bucket")
+	refused := func(how string, extra ...string) {
+		t.Helper()
+		res := runCLI(t, false, serveArgs(bucket, filepath.Join(dir, "wal"), append([]string{"--compaction"}, extra...)...)...)
+		if res.code != exitUsage || !strings.Contains(res.stderr, "--compaction-lease-ttl 3s is too short") {
+			t.Errorf("%s: exit %d, %s; want a usage error naming --compaction-lease-ttl", how, res.code, res.stderr)
+		}
+	}
+	refused("flag", "--compaction-lease-ttl", "3s")
+	t.Setenv("TRACECTL_COMPACTION_LEASE_TTL", "3s")
+	refused("env")
+	os.Unsetenv("TRACECTL_COMPACTION_LEASE_TTL")
+	writeFile(t, filepath.Join(xdg, "tracectl", "config.yaml"), "compaction-lease-ttl: 3s\n")
+	refused("config file")
+
+	// The loop's lease lasts the TTL given: seen while its first run holds it.
+	b, err := storage.Open(context.Background(), url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	held, resume := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	b.SetHook(func(_ context.Context, op, key string) error {
+		if op == "read" && strings.HasSuffix(key, "/compactor.journal.json") {
+			once.Do(func() { close(held); <-resume })
+		}
+		return nil
+	})
+	stop, err := startServeCompaction(context.Background(), b,
+		&serveCompactionOptions{Compaction: true, Interval: time.Second, Window: time.Hour, MaxInputs: 4, CompactedRetention: time.Hour, LeaseTTL: 42 * time.Second},
+		slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stop()
+	select {
+	case <-held:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the loop took no lease in 30s")
+	}
+	defer close(resume)
+	objs, err := b.ListAll(context.Background(), block.DefaultTenant+"/compactor.lease.", "")
+	if err != nil || len(objs) == 0 {
+		t.Fatalf("no lease object: %v", err)
+	}
+	data, err := b.Read(context.Background(), objs[len(objs)-1].Key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc struct{ Acquired, Expires time.Time }
+	if err := json.Unmarshal(data, &doc); err != nil {
+		t.Fatal(err)
+	}
+	if ttl := doc.Expires.Sub(doc.Acquired); ttl != 42*time.Second {
+		t.Errorf("lease %s lasts %s, want 42s (--compaction-lease-ttl)", data, ttl)
+	}
 }
 
 func exitCodeOf(err error) int {
