@@ -432,10 +432,11 @@ func harness(o *options) error {
 		s.SendErrors[k] = n
 	}
 
-	s.Judged = "per (trace ID, span ID) as a reader returns them: each block's rows converted as readers do (repeats of a span ID+kind within a trace dropped), then the parts of a trace across blocks merged with blocks.Combine, as blocks.FindTrace does; raw stored copies are reported (raw_duplicated) but not judged"
+	s.Judged = "per (trace ID, span ID) as a reader returns them: each block's rows converted as readers do (repeats of a span ID+kind within a trace dropped), then the parts of a trace across blocks merged with blocks.Combine, as blocks.FindTrace does; and as stored: no span in the rows of the blocks more than once (raw_duplicated == 0), which holds since serve de-duplicates at WAL replay (812f6fd)"
 	s.Verdicts = map[string]string{
 		"lost == 0":              passMiss(s.Lost == 0),
 		"duplicated == 0":        passMiss(s.Duplicated == 0),
+		"raw_duplicated == 0":    passMiss(s.RawDuplicated == 0),
 		"unknown == 0":           passMiss(s.Unknown == 0),
 		"unreadable blocks == 0": passMiss(s.Unreadable == 0 && len(s.VerifyProblems) == 0),
 		"clean stop":             passMiss(s.CleanStop),
