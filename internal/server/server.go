@@ -286,7 +286,7 @@ func (s *Server) ConsumeOTLP(ctx context.Context, tenantID string, td ptrace.Tra
 			return fmt.Errorf("encoding spans for the write-ahead log: %w", err)
 		}
 	}
-	if lim := s.limiter(tenantID); lim != nil && !lim.AllowN(s.cfg.Now(), len(payload)) {
+	if !s.allow(tenantID, len(payload), s.cfg.Now()) {
 		retry := time.Duration(float64(len(payload)) / s.cfg.IngestionRateBytes * float64(time.Second))
 		s.m.refused.WithLabelValues("rate_limited").Add(float64(n))
 		if len(payload) > s.cfg.IngestionBurstBytes {
@@ -359,9 +359,11 @@ func (s *Server) tooLarge(tenantID string, dropped int) error {
 		Err: fmt.Errorf("traces over the limit of %d bytes per trace (tenant %s, --max-trace-bytes): their new spans were dropped", s.cfg.MaxTraceBytes, tenantID)}
 }
 
-func (s *Server) limiter(tenantID string) *rate.Limiter {
+// allow takes n bytes from the tenant's ingestion rate limiter (token
+// bucket), creating it on the tenant's first request.
+func (s *Server) allow(tenantID string, n int, now time.Time) bool {
 	if s.cfg.IngestionRateBytes < 0 {
-		return nil
+		return true
 	}
 	s.limitersMu.Lock()
 	defer s.limitersMu.Unlock()
@@ -370,12 +372,31 @@ func (s *Server) limiter(tenantID string) *rate.Limiter {
 		l = rate.NewLimiter(rate.Limit(s.cfg.IngestionRateBytes), s.cfg.IngestionBurstBytes)
 		s.limiters[tenantID] = l
 	}
-	return l
+	return l.AllowN(now, n)
+}
+
+// sweepLimiters forgets the limiters whose bucket has filled up again: a
+// full bucket allows what a new one would, so a tenant that comes back gets
+// the same answers, and the map holds only tenants that sent within the
+// last burst/rate seconds instead of every tenant ever seen. It returns how
+// many are left.
+func (s *Server) sweepLimiters(now time.Time) int {
+	s.limitersMu.Lock()
+	defer s.limitersMu.Unlock()
+	for t, l := range s.limiters {
+		if l.TokensAt(now) >= float64(l.Burst()) {
+			delete(s.limiters, t)
+		}
+	}
+	return len(s.limiters)
 }
 
 // loop cuts the head when it is due, until Shutdown. Storing runs in
 // flusher, so a slow store does not delay cuts: blocks keep their size
 // and MaxLiveBytes bounds what waits.
+// limiterSweepEvery is how often idle tenants' rate limiters are dropped.
+const limiterSweepEvery = time.Minute
+
 func (s *Server) loop() {
 	defer close(s.done)
 	flushed := make(chan struct{})
@@ -386,11 +407,16 @@ func (s *Server) loop() {
 	defer func() { <-flushed }()
 	t := time.NewTicker(s.cfg.FlushCheckInterval)
 	defer t.Stop()
+	lastSweep := time.Now()
 	for {
 		select {
 		case <-s.stop:
 			return
 		case <-t.C:
+		}
+		if time.Since(lastSweep) >= limiterSweepEvery {
+			s.sweepLimiters(s.cfg.Now())
+			lastSweep = time.Now()
 		}
 		if due, all := s.cutDue(); due {
 			if err := s.cut(all); err != nil {

@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"strings"
 	"sync"
@@ -415,4 +416,44 @@ func TestEmptyCutKeepsQueuedSegments(t *testing.T) {
 	}
 	p10 := otlptest.IDOf("P10")
 	checkBucket(t, b, "t", map[string]ptrace.Traces{p10: c.ByID[p10]})
+}
+
+// TestSweepLimiters checks that idle tenants' rate limiters are forgotten
+// once their bucket is full again, so 10,000 tenants that each sent once do
+// not stay in memory, and that forgetting changes no answer: a limiter still
+// draining is kept, and a tenant back after the sweep has its full burst.
+func TestSweepLimiters(t *testing.T) {
+	s := newServer(t, Config{Bucket: open(t, "mem://"), WALDir: t.TempDir(), Registry: prometheus.NewRegistry(),
+		IngestionRateBytes: 1000, IngestionBurstBytes: 2000})
+	defer s.Shutdown(context.Background())
+	t0 := time.Date(2026, 12, 6, 12, 0, 0, 0, time.UTC)
+
+	for i := range 10_000 {
+		if !s.allow(fmt.Sprintf("tenant-%d", i), 100, t0) {
+			t.Fatalf("tenant-%d refused its first 100 bytes", i)
+		}
+	}
+	if !s.allow("busy", 1900, t0) {
+		t.Fatal("busy refused 1900 of its 2000-byte burst")
+	}
+	if n := s.sweepLimiters(t0); n != 10_001 {
+		t.Errorf("limiters right after the requests = %d, want 10001 (none full yet)", n)
+	}
+	// 0.1 s refills 100 bytes: every small tenant is full again, busy
+	// (1900 used) is not.
+	t1 := t0.Add(100 * time.Millisecond)
+	if n := s.sweepLimiters(t1); n != 1 {
+		t.Errorf("limiters after 0.1s = %d, want 1 (busy)", n)
+	}
+	// busy's state was kept: it has 100+100 bytes, so 300 is refused.
+	if s.allow("busy", 300, t1) {
+		t.Error("busy allowed 300 bytes with 200 in its bucket: its limiter was reset by the sweep")
+	}
+	// A swept tenant is back with its full burst, as a kept one would be.
+	if !s.allow("tenant-7", 2000, t1) {
+		t.Error("tenant-7 refused its full burst after being swept")
+	}
+	if s.allow("tenant-7", 1, t1) {
+		t.Error("tenant-7 allowed past its burst")
+	}
 }
