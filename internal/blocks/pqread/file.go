@@ -385,9 +385,13 @@ func (c *SegmentReaderAt) Rebind(r *storage.ReaderAt) {
 // Add keeps data, read from offset off, to serve later reads.
 func (c *SegmentReaderAt) Add(off int64, data []byte) { c.segs = append(c.segs, segment{off, data}) }
 
-// DropData forgets every segment but the first (the footer).
+// DropData forgets every segment but the first (the footer). The dropped
+// entries are cleared, not only cut off: the backing array outlives the
+// call (an idle reader is kept for reuse), and a cut-off entry would keep
+// its data reachable, a row group's bytes per idle reader of every block.
 func (c *SegmentReaderAt) DropData() {
 	if len(c.segs) > 1 {
+		clear(c.segs[1:])
 		c.segs = c.segs[:1]
 	}
 }
