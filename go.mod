@@ -2,6 +2,8 @@ module github.com/tracectl/tracectl
 
 go 1.26.8
 
+toolchain go1.27.3
+
 require (
 	cloud.google.com/go/storage v1.67.0
 	github.com/Azure/azure-sdk-for-go/sdk/azcore v1.23.1

@@ -9,6 +9,7 @@
 #   FUZZTIME=5m scripts/fuzz.sh FuzzOTLPHTTP FuzzDataFile
 set -euo pipefail
 cd "$(dirname "$0")/.."
+export GOTOOLCHAIN=go1.27.3 # as scripts/test.sh
 FUZZTIME="${FUZZTIME:-30s}"
 cache="$(go env GOCACHE)/fuzz/github.com/tracectl/tracectl"
 status=0

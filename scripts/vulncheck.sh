@@ -12,6 +12,7 @@
 #   scripts/vulncheck.sh -show verbose ./cmd/...
 set -euo pipefail
 cd "$(dirname "$0")/.."
+export GOTOOLCHAIN=go1.27.3 # as scripts/test.sh
 VULNDB_VERSION="${VULNDB_VERSION:-v0.0.0-20261105234957-e22db6528018}"
 GOVULNCHECK_VERSION=v1.9.0
 db="$PWD/.tools/vulndb-$VULNDB_VERSION"
