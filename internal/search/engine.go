@@ -59,7 +59,7 @@ func NewEngine(b *storage.Bucket, opts Options) *Engine {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Engine{bucket: b, opts: opts, files: newFileCache(b, 256)}
+	return &Engine{bucket: b, opts: opts, files: newFileCache(b, defaultFileCacheBytes)}
 }
 
 // stats counts what a query did.

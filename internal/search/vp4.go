@@ -1,6 +1,7 @@
 package search
 
 import (
+	"container/list"
 	"context"
 	"errors"
 	"io"
@@ -31,35 +32,71 @@ import (
 // never read beyond their few filter columns, and the job stops at the
 // limit.
 
-// fileCache keeps one reader per block so parsed footers live across
-// queries.
+// fileCache keeps block readers (with their parsed footers) across queries,
+// least recently used first out, within a memory budget. A parsed footer
+// takes about 6-7 times its size in the file (2.5 MB for the 380 KB footer
+// of a 17 MB block), and a reader keeps up to vparquet4.MaxIdleFiles of
+// them: a cache bounded by count (256 blocks) let serve's heap grow by
+// ~7 MB for every block stored under a steady trickle of queries, to the
+// memory limit and into GC thrash (issue 9's 30-minute run).
 type fileCache struct {
-	b   *storage.Bucket
-	max int
-	mu  sync.Mutex
-	m   map[string]*vparquet4.Block
+	b      *storage.Bucket
+	budget int64
+	mu     sync.Mutex
+	used   int64
+	lru    *list.List // of *fileEntry, most recently used at the front
+	m      map[string]*list.Element
 }
 
-func newFileCache(b *storage.Bucket, n int) *fileCache {
-	return &fileCache{b: b, max: n, m: map[string]*vparquet4.Block{}}
+type fileEntry struct {
+	key  string
+	blk  *vparquet4.Block
+	cost int64
+}
+
+// defaultFileCacheBytes is the search engine's footer cache budget.
+const defaultFileCacheBytes = 128 << 20
+
+func newFileCache(b *storage.Bucket, budget int64) *fileCache {
+	return &fileCache{b: b, budget: budget, lru: list.New(), m: map[string]*list.Element{}}
+}
+
+// footerCost estimates the memory a cached block's readers may hold.
+func footerCost(m *block.Meta) int64 {
+	fs := int64(m.FooterSize)
+	if fs == 0 { // meta.json without footerSize: guess from the size
+		fs = int64(m.Size)/40 + 1
+	}
+	return 7 * fs * vparquet4.MaxIdleFiles
 }
 
 func (c *fileCache) get(ctx context.Context, m *block.Meta) *vparquet4.Block {
 	key := m.String()
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if b, ok := c.m[key]; ok && b.Meta().Size == m.Size {
-		return b
-	}
-	if len(c.m) >= c.max {
-		for k := range c.m { // drop an arbitrary entry
-			delete(c.m, k)
-			break
+	if el, ok := c.m[key]; ok {
+		e := el.Value.(*fileEntry)
+		if e.blk.Meta().Size == m.Size {
+			c.lru.MoveToFront(el)
+			return e.blk
 		}
+		c.remove(el)
 	}
-	b := vparquet4.OpenBlock(ctx, c.b, m)
-	c.m[key] = b
-	return b
+	e := &fileEntry{key: key, blk: vparquet4.OpenBlock(ctx, c.b, m), cost: footerCost(m)}
+	for c.lru.Len() > 0 && c.used+e.cost > c.budget {
+		c.remove(c.lru.Back())
+	}
+	if e.cost <= c.budget {
+		c.m[key] = c.lru.PushFront(e)
+		c.used += e.cost
+	}
+	return e.blk
+}
+
+func (c *fileCache) remove(el *list.Element) {
+	e := c.lru.Remove(el).(*fileEntry)
+	delete(c.m, e.key)
+	c.used -= e.cost
 }
 
 // colTest is one comparison phase 1 can test on a column: true for a row

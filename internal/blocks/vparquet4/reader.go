@@ -52,7 +52,12 @@ type openedFile struct {
 	c *pqread.SegmentReaderAt
 }
 
-const maxIdleFiles = 4
+// MaxIdleFiles is how many opened files (each with a parsed footer, about
+// 2.5 MB for a 17 MB block) a Block keeps for reuse; concurrent callers
+// beyond it open their own and drop them when done. Two: one per core of
+// the machines this runs on most, and what the search engine's footer
+// cache budgets for.
+const MaxIdleFiles = 2
 
 // acquire returns an opened file reading through ctx: a reused one when
 // available (no I/O), else a newly opened one (one footer read).
@@ -84,7 +89,7 @@ func (b *Block) acquire(ctx context.Context) (*openedFile, error) {
 func (b *Block) release(of *openedFile) {
 	of.c.Rebind(nil)
 	b.mu.Lock()
-	if len(b.idle) < maxIdleFiles {
+	if len(b.idle) < MaxIdleFiles {
 		b.idle = append(b.idle, of)
 	}
 	b.mu.Unlock()
