@@ -24,8 +24,8 @@ import (
 // moment: the spans a reader returns (each block's rows converted as
 // readers do, the parts of a trace across blocks merged with
 // blocks.Combine) and the raw stored copies. The compact and migrate
-// targets judge it against the spans they expect; the serve target has
-// its own copy of this in verify (it also splits figures by protocol).
+// targets judge it against the spans they expect; the serve target's
+// verify counts it against the spans it sent (split by protocol).
 type bucketView struct {
 	Blocks           int
 	Incomplete       int
@@ -284,10 +284,15 @@ func buildTracectl(root, dir string) (string, error) {
 }
 
 // writeSummary writes v as indented JSON to out (default
-// bench/crash/results/<target>-<UTC time>.json) and returns the path.
-func writeSummary(root, out, target string, started time.Time, v any) (string, error) {
+// bench/crash/results/<name>-<UTC time>.json, or <UTC time>.json when name
+// is "") and returns the path.
+func writeSummary(root, out, name string, started time.Time, v any) (string, error) {
 	if out == "" {
-		out = filepath.Join(root, "bench", "crash", "results", target+"-"+started.UTC().Format("20060102T150405Z")+".json")
+		file := started.UTC().Format("20060102T150405Z") + ".json"
+		if name != "" {
+			file = name + "-" + file
+		}
+		out = filepath.Join(root, "bench", "crash", "results", file)
 	}
 	if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
 		return "", err

@@ -11,7 +11,6 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
-	"syscall"
 	"time"
 
 	"go.opentelemetry.io/collector/pdata/pcommon"
@@ -53,14 +52,8 @@ type compactOptions struct {
 }
 
 type compactTrial struct {
-	Trial       int    `json:"trial"`
-	Mode        string `json:"mode"`
-	Killed      bool   `json:"killed"`          // false: the run finished before the kill moment
-	ExitErr     string `json:"exit,omitempty"`  // a run that ended by itself with an error
-	Event       int    `json:"event,omitempty"` // which event of the mode it waited for (1-based)
-	EventMs     int64  `json:"event_ms,omitempty"`
-	KillAfterMs int64  `json:"kill_after_ms"`
-	SeededBlks  int    `json:"seeded_blocks"`
+	killTrial
+	SeededBlks int `json:"seeded_blocks"`
 	// After the kill: blocks live, compacted, incomplete; whether a job
 	// journal was left; whether the dead run's lease had to be expired.
 	LiveBlocks    int    `json:"live_blocks"`
@@ -83,17 +76,12 @@ type compactSummary struct {
 	Seed        uint64         `json:"seed"`
 	Args        []string       `json:"compact_args"`
 	Options     map[string]any `json:"options"`
-	Trials      int            `json:"trials"`
-	Kills       int            `json:"kills"`
-	KillsByMode map[string]int `json:"kills_by_mode"`
-	// FinishedBeforeKill: runs that ended before their kill moment (no
-	// event of the mode came); they are not counted as kills.
-	FinishedBeforeKill int `json:"finished_before_kill"`
-	KillsJournalLeft   int `json:"kills_leaving_a_journal"`
-	KillsLeaseExpired  int `json:"kills_leaving_the_lease_held"`
-	BlocksSeeded       int `json:"blocks_seeded"`
-	SpansSeeded        int `json:"spans_seeded"`
-	SpansInTwoBlocks   int `json:"spans_seeded_twice"`
+	killCounts
+	KillsJournalLeft  int `json:"kills_leaving_a_journal"`
+	KillsLeaseExpired int `json:"kills_leaving_the_lease_held"`
+	BlocksSeeded      int `json:"blocks_seeded"`
+	SpansSeeded       int `json:"spans_seeded"`
+	SpansInTwoBlocks  int `json:"spans_seeded_twice"`
 	// After-kill checks: the bucket read as a reader sees it after every
 	// kill, before the restart.
 	ChecksAfterKill    int `json:"checks_after_kill"`
@@ -253,37 +241,16 @@ func (s *seeder) writeBlock(ctx context.Context) error {
 // runCompact is the compact target: see README.md.
 func runCompact(o *options, co *compactOptions) error {
 	started := time.Now()
-	root, err := moduleRoot()
+	root, work, cleanup, err := setUp(o, started, "bench-crash-compact-")
+	defer cleanup()
 	if err != nil {
 		return err
 	}
-	if o.Seed == 0 {
-		o.Seed = uint64(started.UnixNano())
-	}
 	rng := rand.New(rand.NewPCG(o.Seed, 0xc0c0))
-	if o.Tracectl == "" {
-		dir, err := os.MkdirTemp("", "bench-crash-bin-")
-		if err != nil {
-			return err
-		}
-		defer os.RemoveAll(dir)
-		if o.Tracectl, err = buildTracectl(root, dir); err != nil {
-			return err
-		}
-	}
-	work := o.Dir
-	if work == "" {
-		if work, err = os.MkdirTemp("", "bench-crash-compact-"); err != nil {
-			return err
-		}
-	}
 	bucketDir := filepath.Join(work, "bucket")
 	tenantDir := filepath.Join(bucketDir, block.DefaultTenant)
-	if err := os.MkdirAll(tenantDir, 0o755); err != nil {
-		return err
-	}
 	bucket := "file://" + bucketDir
-	logFile, err := os.Create(filepath.Join(work, "compact.log"))
+	logFile, err := openLog(work, "compact.log", tenantDir)
 	if err != nil {
 		return err
 	}
@@ -300,7 +267,7 @@ func runCompact(o *options, co *compactOptions) error {
 	if co.ExtraArgs != "" {
 		args = append(args, strings.Fields(co.ExtraArgs)...)
 	}
-	s := &compactSummary{Target: "compact", Started: started.UTC(), Seed: o.Seed, Args: args, KillsByMode: map[string]int{},
+	s := &compactSummary{Target: "compact", Started: started.UTC(), Seed: o.Seed, Args: args, killCounts: killCounts{KillsByMode: map[string]int{}},
 		Options: map[string]any{"trials": o.Trials, "max_delay": co.MaxDelay.String(), "initial_blocks": co.InitialBlocks,
 			"seed_blocks_per_trial": co.SeedBlocks, "modes": o.Modes, "compacted_retention": co.Retention.String()}}
 	s.Commit, s.Dirty = gitState(root)
@@ -335,7 +302,7 @@ func runCompact(o *options, co *compactOptions) error {
 			break
 		}
 		mode := o.Modes[run%len(o.Modes)]
-		tr := compactTrial{Trial: run, Mode: mode}
+		tr := compactTrial{killTrial: killTrial{Trial: run, Mode: mode}}
 		n := co.SeedBlocks/2 + rng.IntN(co.SeedBlocks+1)
 		for range n {
 			if err := sd.writeBlock(ctx); err != nil {
@@ -353,59 +320,17 @@ func runCompact(o *options, co *compactOptions) error {
 		case cmodeRandom:
 			tr.Event = 0
 		}
-		w.drain()
-		t0 := time.Now()
-		cmd, exited, err := startLogged(o.Tracectl, args, logFile, fmt.Sprintf("run %d %s", run, mode), work)
-		if err != nil {
-			return err
-		}
-		var exitErr error
-		finished := false
-		at := t0.Add(delay)
+		var match func(fsEvent) bool
 		if mode != cmodeRandom {
-			at = time.Time{}
-			seen := 0
-		wait:
-			for {
-				select {
-				case e := <-w.Events:
-					if matchCompactEvent(cmodeOutput, e, tenantDir) {
-						tr.OutputsLanded++
-					}
-					if matchCompactEvent(mode, e, tenantDir) {
-						seen++
-						if seen == tr.Event {
-							tr.EventMs = e.At.Sub(t0).Milliseconds()
-							at = e.At.Add(delay)
-							break wait
-						}
-					}
-				case exitErr = <-exited:
-					finished = true
-					break wait
+			match = func(e fsEvent) bool {
+				if matchCompactEvent(cmodeOutput, e, tenantDir) {
+					tr.OutputsLanded++
 				}
+				return matchCompactEvent(mode, e, tenantDir)
 			}
 		}
-		if !finished {
-			select {
-			case exitErr = <-exited:
-				finished = true
-			case <-time.After(time.Until(at)):
-				tr.KillAfterMs = time.Since(t0).Milliseconds()
-				_ = cmd.Process.Signal(syscall.SIGKILL)
-				<-exited
-			}
-		}
-		if finished {
-			s.FinishedBeforeKill++
-			if exitErr != nil {
-				tr.ExitErr = exitErr.Error()
-				logf("run %d (%s): exited by itself with %v (see compact.log)", run, mode, exitErr)
-			}
-		} else {
-			tr.Killed = true
-			s.Kills++
-			s.KillsByMode[mode]++
+		if err := killRun(o.Tracectl, args, logFile, work, w, delay, match, &tr.killTrial, &s.killCounts); err != nil {
+			return err
 		}
 		// Count outputs that landed in this run.
 		for _, e := range drainEvents(w) {
@@ -462,8 +387,8 @@ func runCompact(o *options, co *compactOptions) error {
 		return err
 	}
 	if o.Control {
-		if err := controlDelete(tenantDir); err != nil {
-			return err
+		if controlDelete(tenantDir) == "" {
+			return errors.New("-control: no live block to delete")
 		}
 		s.Control = "negative control: deleted one live block's meta.json before reading back; lost must be > 0"
 		logf("%s", s.Control)
@@ -503,26 +428,8 @@ func runCompact(o *options, co *compactOptions) error {
 		"re-run after the final run writes nothing": passMiss(s.RerunJobs == 0 && !s.RerunChanged),
 		"kills >= trials":                           passMiss(s.Kills >= o.Trials),
 	}
-	allPass := true
-	for _, v := range s.Verdicts {
-		allPass = allPass && v == "PASS"
-	}
-	if o.Keep || !allPass {
-		s.WorkDir = work
-	} else {
-		os.RemoveAll(work)
-	}
-	name := "compact"
-	if o.Control {
-		name += "-control"
-	}
-	path, err := writeSummary(root, o.Out, name, started, s)
-	if err != nil {
-		return err
-	}
-	printCompactSummary(s)
-	fmt.Printf("summary written to %s\n", path)
-	return nil
+	s.WorkDir = keepWork(o, work, s.Verdicts)
+	return report(root, o, started, s, func() { printCompactSummary(s) })
 }
 
 func matchCompactEvent(mode string, e fsEvent, tenantDir string) bool {
@@ -559,19 +466,6 @@ func liveSet(v *bucketView) string {
 	}
 	sort.Strings(ids)
 	return strings.Join(ids, ",")
-}
-
-// controlDelete deletes the meta.json of the first live block (negative
-// control: the spans only it holds must be reported lost).
-func controlDelete(tenantDir string) error {
-	ents, _ := os.ReadDir(tenantDir)
-	for _, e := range ents {
-		meta := filepath.Join(tenantDir, e.Name(), block.MetaName)
-		if err := os.Remove(meta); err == nil {
-			return nil
-		}
-	}
-	return errors.New("-control: no live block to delete")
 }
 
 // startLogged starts bin with its stdout and stderr going to logFile,

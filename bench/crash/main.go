@@ -30,8 +30,6 @@ import (
 	"github.com/tracectl/tracectl/bench/internal/benchkit"
 	"github.com/tracectl/tracectl/internal/blocks"
 	"github.com/tracectl/tracectl/internal/blocks/block"
-	"github.com/tracectl/tracectl/internal/blocks/compact"
-	"github.com/tracectl/tracectl/internal/blocks/vparquet4"
 	"github.com/tracectl/tracectl/internal/storage"
 )
 
@@ -275,46 +273,16 @@ type spanReport struct {
 
 func harness(o *options) error {
 	started := time.Now()
-	root, err := moduleRoot()
+	root, work, cleanup, err := setUp(o, started, "bench-crash-")
+	defer cleanup()
 	if err != nil {
 		return err
 	}
-	if o.Seed == 0 {
-		o.Seed = uint64(started.UnixNano())
-	}
 	rng := rand.New(rand.NewPCG(o.Seed, 0xc7a5))
 	runID := rng.Uint64()
-
-	if o.Tracectl == "" {
-		dir, err := os.MkdirTemp("", "bench-crash-bin-")
-		if err != nil {
-			return err
-		}
-		defer os.RemoveAll(dir)
-		o.Tracectl = filepath.Join(dir, "tracectl")
-		logf("building tracectl ...")
-		cmd := exec.Command("go", "build", "-o", o.Tracectl, "./cmd/tracectl")
-		cmd.Dir = root
-		if out, err := cmd.CombinedOutput(); err != nil {
-			return fmt.Errorf("go build ./cmd/tracectl: %v\n%s", err, out)
-		}
-	}
-	work := o.Dir
-	if work == "" {
-		if work, err = os.MkdirTemp("", "bench-crash-"); err != nil {
-			return err
-		}
-	} else if err := os.MkdirAll(work, 0o755); err != nil {
-		return err
-	}
 	bucketDir, walDir := filepath.Join(work, "bucket"), filepath.Join(work, "wal")
-	for _, d := range []string{bucketDir, walDir} {
-		if err := os.MkdirAll(d, 0o755); err != nil {
-			return err
-		}
-	}
 	bucket := "file://" + bucketDir
-	logFile, err := os.Create(filepath.Join(work, "serve.log"))
+	logFile, err := openLog(work, "serve.log", bucketDir, walDir)
 	if err != nil {
 		return err
 	}
@@ -410,18 +378,12 @@ func harness(o *options) error {
 	s.CleanStopMs = time.Since(t0).Milliseconds()
 
 	if o.Control {
-		ents, _ := os.ReadDir(filepath.Join(bucketDir, block.DefaultTenant))
-		for _, e := range ents {
-			meta := filepath.Join(bucketDir, block.DefaultTenant, e.Name(), "meta.json")
-			if err := os.Remove(meta); err == nil {
-				s.Control = "negative control: deleted " + meta + " before reading back; lost must be > 0"
-				logf("%s", s.Control)
-				break
-			}
-		}
-		if s.Control == "" {
+		meta := controlDelete(filepath.Join(bucketDir, block.DefaultTenant))
+		if meta == "" {
 			return errors.New("-control: no stored block to delete")
 		}
+		s.Control = "negative control: deleted " + meta + " before reading back; lost must be > 0"
+		logf("%s", s.Control)
 	}
 	logf("reading the bucket back ...")
 	if err := verify(context.Background(), bucket, o, rec, s); err != nil {
@@ -450,40 +412,8 @@ func harness(o *options) error {
 			return true
 		}()),
 	}
-	allPass := true
-	for _, v := range s.Verdicts {
-		allPass = allPass && v == "PASS"
-	}
-	if o.Keep || !allPass {
-		s.WorkDir = work
-	} else {
-		os.RemoveAll(work)
-	}
-
-	out := o.Out
-	if out == "" {
-		name := started.UTC().Format("20060102T150405Z") + ".json"
-		switch {
-		case o.Target != "serve" && o.Control:
-			name = o.Target + "-control-" + name
-		case o.Target != "serve":
-			name = o.Target + "-" + name
-		}
-		out = filepath.Join(root, "bench", "crash", "results", name)
-	}
-	if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
-		return err
-	}
-	b, err := json.MarshalIndent(s, "", "  ")
-	if err != nil {
-		return err
-	}
-	if err := os.WriteFile(out, append(b, '\n'), 0o644); err != nil {
-		return err
-	}
-	printSummary(s)
-	fmt.Printf("summary written to %s\n", out)
-	return nil
+	s.WorkDir = keepWork(o, work, s.Verdicts)
+	return report(root, o, started, s, func() { printSummary(s) })
 }
 
 func serveArgs(bucket, walDir string, o *options) []string {
@@ -724,95 +654,21 @@ func verify(ctx context.Context, bucket string, o *options, rec *recorder, s *su
 		return err
 	}
 	defer b.Close()
-	l, err := blocks.List(ctx, b, block.DefaultTenant, blocks.ListOptions{})
+	v, err := readBucket(ctx, b, true)
 	if err != nil {
 		return err
 	}
-	s.Blocks = len(l.Blocks)
-	s.IncompleteBlocks = l.Incomplete
-	for _, p := range l.Problems {
-		s.Unreadable++
-		s.UnreadableWhy = append(s.UnreadableWhy, p.Error())
-	}
-	raw := map[spanKey]int{}
-	blocksOf := map[spanKey]int{} // blocks holding each span
-	parts := map[[16]byte][]ptrace.Traces{}
-	var metas []*block.Meta
-	for _, bi := range l.Blocks {
-		m := bi.Meta
-		metas = append(metas, m)
-		if m.Format != block.FormatVParquet4 {
-			s.Unreadable++
-			s.UnreadableWhy = append(s.UnreadableWhy, fmt.Sprintf("block %s: format %q, not the vparquet4 serve writes", m.BlockID, m.Format))
-			continue
-		}
-		blk := vparquet4.OpenBlock(ctx, b, m)
-		var rows int64
-		var blkRaw []spanKey
-		blkParts := map[[16]byte]ptrace.Traces{}
-		var readErr error
-		for tr, err := range blk.Iterate(ctx) {
-			if err != nil {
-				readErr = err
-				break
-			}
-			rows++
-			all, err := blk.OTLPAll(tr)
-			if err != nil {
-				readErr = err
-				break
-			}
-			forEachSpan(all, func(k spanKey) { blkRaw = append(blkRaw, k) })
-			view, err := blk.OTLP(tr)
-			if err != nil {
-				readErr = err
-				break
-			}
-			blkParts[tr.ID()] = view
-		}
-		if readErr == nil && rows != m.TotalObjects {
-			readErr = fmt.Errorf("%d rows read, meta.json says %d traces", rows, m.TotalObjects)
-		}
-		if readErr != nil {
-			s.Unreadable++
-			s.UnreadableWhy = append(s.UnreadableWhy, fmt.Sprintf("block %s: %v", m.BlockID, readErr))
-			continue
-		}
-		inBlock := map[spanKey]int{}
-		for _, k := range blkRaw {
-			raw[k]++
-			inBlock[k]++
-		}
-		for k, n := range inBlock {
-			s.RawExtraSameBlock += n - 1
-			blocksOf[k]++
-		}
-		for id, td := range blkParts {
-			parts[id] = append(parts[id], td)
-		}
-	}
+	s.Blocks, s.IncompleteBlocks = v.Blocks, v.Incomplete
+	s.Unreadable, s.UnreadableWhy = len(v.Unreadable), v.Unreadable
+	s.VerifyProblems = v.VerifyProblems
+	s.RawExtraSameBlock, s.RawExtraOtherBlocks = v.RawExtraSame, v.RawExtraOther
 	s.RawDuplicatedByTrial = map[int]int{}
-	for k, n := range blocksOf {
-		s.RawExtraOtherBlocks += n - 1
-		if raw[k] > 1 {
+	for k, n := range v.Raw {
+		if n > 1 {
 			s.RawDuplicatedByTrial[int(trialOfSpan(k.Span))]++
 		}
 	}
-	reader := map[spanKey]int{}
-	for _, ps := range parts {
-		forEachSpan(blocks.Combine(ps...), func(k spanKey) { reader[k]++ })
-	}
-
-	// The same check as `tracectl blocks verify`.
-	vr, err := compact.Verify(ctx, b, block.DefaultTenant, compact.VerifyOptions{})
-	if err != nil {
-		return fmt.Errorf("compact.Verify: %w", err)
-	}
-	for _, br := range vr.Blocks {
-		for _, p := range br.Problems {
-			s.VerifyProblems = append(s.VerifyProblems, br.BlockID+": "+p)
-		}
-	}
+	reader, raw, parts, metas := v.Reader, v.Raw, v.Parts, v.Metas
 
 	t, lost, dup, unknown := countSpans(rec.origins, reader, raw)
 	s.tally = t

@@ -4,13 +4,13 @@ import (
 	"context"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/tracectl/tracectl/internal/blocks/block"
@@ -46,13 +46,7 @@ type migrateOptions struct {
 }
 
 type migrateTrial struct {
-	Trial       int    `json:"trial"`
-	Mode        string `json:"mode"`
-	Killed      bool   `json:"killed"`
-	ExitErr     string `json:"exit,omitempty"`
-	Event       int    `json:"event,omitempty"`
-	EventMs     int64  `json:"event_ms,omitempty"`
-	KillAfterMs int64  `json:"kill_after_ms"`
+	killTrial
 	// After the kill: the checkpoint's boundary, blocks it accounts for,
 	// whether a block was pending, blocks in the bucket.
 	After         string    `json:"checkpoint_after"`
@@ -77,12 +71,9 @@ type migrateSummary struct {
 	ESDocs             int            `json:"es_span_documents"`
 	ESTraces           int            `json:"es_traces"`
 	ESTracesTwoIndices int            `json:"es_traces_in_two_indices"`
-	Trials             int            `json:"trials"`
-	Kills              int            `json:"kills"`
-	KillsByMode        map[string]int `json:"kills_by_mode"`
-	FinishedBeforeKill int            `json:"finished_before_kill"`
-	KillsPending       int            `json:"kills_leaving_a_pending_block"`
-	KillsPendingStored int            `json:"kills_leaving_a_stored_pending_block"`
+	killCounts
+	KillsPending       int `json:"kills_leaving_a_pending_block"`
+	KillsPendingStored int `json:"kills_leaving_a_stored_pending_block"`
 	// After-kill checks: the bucket read as a reader sees it after every
 	// kill: nothing duplicated (as read or raw) or unreadable, and every
 	// span of a trace at or before the checkpoint's boundary present.
@@ -118,40 +109,17 @@ func migrateDoc(d *estest.Doc, dst []byte) []byte {
 // runMigrate is the migrate target: see README.md.
 func runMigrate(o *options, mo *migrateOptions) error {
 	started := time.Now()
-	root, err := moduleRoot()
+	root, work, cleanup, err := setUp(o, started, "bench-crash-migrate-")
+	defer cleanup()
 	if err != nil {
 		return err
 	}
-	if o.Seed == 0 {
-		o.Seed = uint64(started.UnixNano())
-	}
 	rng := rand.New(rand.NewPCG(o.Seed, 0x3e5))
-	if o.Tracectl == "" {
-		dir, err := os.MkdirTemp("", "bench-crash-bin-")
-		if err != nil {
-			return err
-		}
-		defer os.RemoveAll(dir)
-		if o.Tracectl, err = buildTracectl(root, dir); err != nil {
-			return err
-		}
-	}
-	work := o.Dir
-	if work == "" {
-		if work, err = os.MkdirTemp("", "bench-crash-migrate-"); err != nil {
-			return err
-		}
-	}
 	bucketDir, cpDir := filepath.Join(work, "bucket"), filepath.Join(work, "cp")
 	tenantDir := filepath.Join(bucketDir, block.DefaultTenant)
-	for _, d := range []string{tenantDir, cpDir} {
-		if err := os.MkdirAll(d, 0o755); err != nil {
-			return err
-		}
-	}
 	cpPath := filepath.Join(cpDir, "checkpoint.json")
 	bucket := "file://" + bucketDir
-	logFile, err := os.Create(filepath.Join(work, "migrate.log"))
+	logFile, err := openLog(work, "migrate.log", tenantDir, cpDir)
 	if err != nil {
 		return err
 	}
@@ -178,7 +146,7 @@ func runMigrate(o *options, mo *migrateOptions) error {
 	traceOf := map[spanKey]string{}
 	base := time.Date(2026, 11, 18, 0, 0, 0, 0, time.UTC)
 	byIndex := map[string][]*estest.Doc{}
-	s := &migrateSummary{Target: "migrate", Started: started.UTC(), Seed: o.Seed, KillsByMode: map[string]int{}}
+	s := &migrateSummary{Target: "migrate", Started: started.UTC(), Seed: o.Seed, killCounts: killCounts{KillsByMode: map[string]int{}}}
 	for n := 0; n < mo.Spans; s.ESTraces++ {
 		hi, lo := rng.Uint64()|1<<63, rng.Uint64()
 		tid := fmt.Sprintf("%016x%016x", hi, lo)
@@ -257,7 +225,7 @@ func runMigrate(o *options, mo *migrateOptions) error {
 			break
 		}
 		mode := o.Modes[run%len(o.Modes)]
-		tr := migrateTrial{Trial: run, Mode: mode, Event: 1 + rng.IntN(3)}
+		tr := migrateTrial{killTrial: killTrial{Trial: run, Mode: mode, Event: 1 + rng.IntN(3)}}
 		var delay time.Duration
 		switch mode {
 		case mmodeRandom:
@@ -272,65 +240,22 @@ func runMigrate(o *options, mo *migrateOptions) error {
 		if run > 0 {
 			a = append(append([]string{}, args...), "--resume")
 		}
-		w.drain()
-		t0 := time.Now()
-		cmd, exited, err := startLogged(o.Tracectl, a, logFile, fmt.Sprintf("run %d %s", run, mode), work)
-		if err != nil {
-			return err
-		}
-		var exitErr error
-		finished := false
-		at := t0.Add(delay)
+		var match func(fsEvent) bool
 		if mode != mmodeRandom {
-			at = time.Time{}
-			seen := 0
-		wait:
-			for {
-				select {
-				case e := <-w.Events:
-					match := false
-					switch {
-					case e.Removed:
-					case mode == mmodeBlock:
-						match = e.Dir != tenantDir && strings.HasPrefix(e.Dir, tenantDir) && e.Name == block.MetaName
-					case e.Dir == cpDir && e.Name == "checkpoint.json":
-						_, _, p, _ := readCP()
-						match = (p != nil) == (mode == mmodePending)
-					}
-					if match {
-						seen++
-						if seen == tr.Event {
-							tr.EventMs = e.At.Sub(t0).Milliseconds()
-							at = e.At.Add(delay)
-							break wait
-						}
-					}
-				case exitErr = <-exited:
-					finished = true
-					break wait
+			match = func(e fsEvent) bool {
+				switch {
+				case e.Removed:
+				case mode == mmodeBlock:
+					return e.Dir != tenantDir && strings.HasPrefix(e.Dir, tenantDir) && e.Name == block.MetaName
+				case e.Dir == cpDir && e.Name == "checkpoint.json":
+					_, _, p, _ := readCP()
+					return (p != nil) == (mode == mmodePending)
 				}
+				return false
 			}
 		}
-		if !finished {
-			select {
-			case exitErr = <-exited:
-				finished = true
-			case <-time.After(time.Until(at)):
-				tr.KillAfterMs = time.Since(t0).Milliseconds()
-				_ = cmd.Process.Signal(syscall.SIGKILL)
-				<-exited
-			}
-		}
-		if finished {
-			s.FinishedBeforeKill++
-			if exitErr != nil {
-				tr.ExitErr = exitErr.Error()
-				logf("run %d (%s): exited by itself with %v (see migrate.log)", run, mode, exitErr)
-			}
-		} else {
-			tr.Killed = true
-			s.Kills++
-			s.KillsByMode[mode]++
+		if err := killRun(o.Tracectl, a, logFile, work, w, delay, match, &tr.killTrial, &s.killCounts); err != nil {
+			return err
 		}
 		after, nb, pend, cpDone := readCP()
 		done = cpDone
@@ -413,8 +338,8 @@ func runMigrate(o *options, mo *migrateOptions) error {
 		}
 	}
 	if o.Control {
-		if err := controlDelete(tenantDir); err != nil {
-			return err
+		if controlDelete(tenantDir) == "" {
+			return errors.New("-control: no live block to delete")
 		}
 		s.Control = "negative control: deleted one block's meta.json before reading back; lost must be > 0"
 		logf("%s", s.Control)
@@ -440,26 +365,8 @@ func runMigrate(o *options, mo *migrateOptions) error {
 		"re-running the finished migration writes nothing":    passMiss(s.RerunNewObjects == 0 && s.RerunResume == "ok" && s.RerunPlain == "ok"),
 		"kills >= trials":                                     passMiss(s.Kills >= o.Trials),
 	}
-	allPass := true
-	for _, v := range s.Verdicts {
-		allPass = allPass && v == "PASS"
-	}
-	if o.Keep || !allPass {
-		s.WorkDir = work
-	} else {
-		os.RemoveAll(work)
-	}
-	name := "migrate"
-	if o.Control {
-		name += "-control"
-	}
-	path, err := writeSummary(root, o.Out, name, started, s)
-	if err != nil {
-		return err
-	}
-	printMigrateSummary(s)
-	fmt.Printf("summary written to %s\n", path)
-	return nil
+	s.WorkDir = keepWork(o, work, s.Verdicts)
+	return report(root, o, started, s, func() { printMigrateSummary(s) })
 }
 
 func printMigrateSummary(s *migrateSummary) {
