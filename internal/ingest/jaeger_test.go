@@ -214,7 +214,9 @@ func TestJaegerUDPBinaryWithAgentClient(t *testing.T) {
 		t.Errorf("garbage packet: refused requests metric = %v, want 1", got)
 	}
 	// Counted once the consumer returned, after the recorder has the spans.
-	if got := settle(func() float64 { return counter(r.m.accepted.WithLabelValues(ProtocolJaegerThriftBinary, DefaultTenant)) }, 1); got != 1 {
+	if got := settle(func() float64 {
+		return counter(r.m.accepted.WithLabelValues(ProtocolJaegerThriftBinary, DefaultTenant))
+	}, 1); got != 1 {
 		t.Errorf("accepted = %v, want 1", got)
 	}
 }
