@@ -3,15 +3,12 @@ package server
 import (
 	"context"
 	"encoding/binary"
-	"errors"
-	"fmt"
 	"time"
 
 	"github.com/google/uuid"
 	"google.golang.org/protobuf/encoding/protowire"
 
 	"github.com/tracectl/tracectl/internal/blocks/block"
-	"github.com/tracectl/tracectl/internal/storage"
 	"github.com/tracectl/tracectl/internal/wal"
 )
 
@@ -262,24 +259,12 @@ func (r *replayer) dropPending(pos wal.Position) {
 // rather than a block overwritten.
 func (s *Server) claimBlock(ctx context.Context, snap *snapshot, tenantID string, traces int) (id uuid.UUID, m *block.Meta, compacted bool, err error) {
 	id = blockIDFor(s.walID, snap.walSeg, tenantID)
-	m, err = block.ReadMeta(ctx, s.cfg.Bucket, tenantID, id)
-	switch {
-	case err == nil && m.BlockID == id:
-	case err == nil || storage.KindOf(err) == storage.KindOther:
-		// Torn (a crash while it was written): the write replaces it.
+	m, compacted, err = s.storedBlock(ctx, tenantID, id)
+	if err != nil {
+		return uuid.Nil, nil, false, err
+	}
+	if m == nil { // absent, or torn by a crash while written: the write replaces it
 		return id, nil, false, nil
-	case errors.Is(err, storage.ErrNotFound):
-		cm, cerr := block.ReadCompactedMeta(ctx, s.cfg.Bucket, tenantID, id)
-		switch {
-		case cerr == nil:
-			m, compacted = &cm.Meta, true
-		case errors.Is(cerr, storage.ErrNotFound) || storage.KindOf(cerr) == storage.KindOther:
-			return id, nil, false, nil
-		default:
-			return uuid.Nil, nil, false, fmt.Errorf("checking whether block %s of tenant %s is stored: %w", id, tenantID, cerr)
-		}
-	default:
-		return uuid.Nil, nil, false, fmt.Errorf("checking whether block %s of tenant %s is stored: %w", id, tenantID, err)
 	}
 	if snap.replayed && int(m.TotalObjects) >= traces {
 		s.cfg.Logger.Info("replay: the block of this WAL segment and tenant is already stored; not writing its traces again",

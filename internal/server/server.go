@@ -391,12 +391,12 @@ func (s *Server) sweepLimiters(now time.Time) int {
 	return len(s.limiters)
 }
 
-// loop cuts the head when it is due, until Shutdown. Storing runs in
-// flusher, so a slow store does not delay cuts: blocks keep their size
-// and MaxLiveBytes bounds what waits.
 // limiterSweepEvery is how often idle tenants' rate limiters are dropped.
 const limiterSweepEvery = time.Minute
 
+// loop cuts the head when it is due, until Shutdown. Storing runs in
+// flusher, so a slow store does not delay cuts: blocks keep their size
+// and MaxLiveBytes bounds what waits.
 func (s *Server) loop() {
 	defer close(s.done)
 	flushed := make(chan struct{})
@@ -699,21 +699,33 @@ func (s *Server) writeSnapshot(ctx context.Context, snap *snapshot) error {
 // blockID of tenant after all: its meta.json is there, whole, for the
 // same number of traces (or the block was compacted since). It returns
 // that meta, or nil when the block must be written (again).
-func (s *Server) storedEarlier(ctx context.Context, tenantID string, blockID uuid.UUID, traces int) (m *block.Meta, compacted bool, err error) {
-	m, err = block.ReadMeta(ctx, s.cfg.Bucket, tenantID, blockID)
-	switch {
-	case err == nil && m.BlockID == blockID && int(m.TotalObjects) == traces:
+func (s *Server) storedEarlier(ctx context.Context, tenantID string, blockID uuid.UUID, traces int) (*block.Meta, bool, error) {
+	m, compacted, err := s.storedBlock(ctx, tenantID, blockID)
+	if err != nil || m == nil || (!compacted && int(m.TotalObjects) != traces) {
+		// Absent, torn, foreign or of other traces: the rewrite replaces it.
+		return nil, false, err
+	}
+	if !compacted {
 		s.cfg.Logger.Info("a block whose storing reported failure was stored after all; not writing it again",
 			"tenant", tenantID, "block", blockID.String())
+	}
+	return m, compacted, nil
+}
+
+// storedBlock returns the meta of block blockID of tenant when it is
+// stored whole under that ID, or compacted away since (compacted: its
+// traces are in the compacted block); nil when it is absent, or its
+// meta.json torn or another block's.
+func (s *Server) storedBlock(ctx context.Context, tenantID string, blockID uuid.UUID) (m *block.Meta, compacted bool, err error) {
+	m, err = block.ReadMeta(ctx, s.cfg.Bucket, tenantID, blockID)
+	switch {
+	case err == nil && m.BlockID == blockID:
 		return m, false, nil
 	case err == nil || storage.KindOf(err) == storage.KindOther:
-		// Torn or foreign meta.json: the rewrite replaces it.
 		return nil, false, nil
 	case errors.Is(err, storage.ErrNotFound):
 		cm, cerr := block.ReadCompactedMeta(ctx, s.cfg.Bucket, tenantID, blockID)
 		if cerr == nil {
-			// Stored, and compacted away since: its traces are in the
-			// compacted block.
 			return &cm.Meta, true, nil
 		}
 		if errors.Is(cerr, storage.ErrNotFound) || storage.KindOf(cerr) == storage.KindOther {
@@ -721,7 +733,7 @@ func (s *Server) storedEarlier(ctx context.Context, tenantID string, blockID uui
 		}
 		err = cerr
 	}
-	return nil, false, fmt.Errorf("checking whether block %s of tenant %s was stored by the failed attempt: %w", blockID, tenantID, err)
+	return nil, false, fmt.Errorf("checking whether block %s of tenant %s is stored: %w", blockID, tenantID, err)
 }
 
 // Flush cuts the head and stores everything now, for shutdown and tests.
