@@ -410,7 +410,6 @@ func newAPITimeouts(queryTimeout time.Duration) apiTimeouts {
 // also answers /ready, /api/echo and /api/status/buildinfo). No ServeMux
 // in front: it would redirect the //api/... paths Grafana sends when its
 // URL ends in a slash.
-
 func startAPI(o apiOptions, reg *prometheus.Registry, queryAPI http.Handler, log *slog.Logger) (*apiServer, error) {
 	if (o.certFile == "") != (o.keyFile == "") {
 		return nil, usageError("--http-tls-cert-file and --http-tls-key-file go together")

@@ -55,6 +55,11 @@ type addResult struct {
 // the same order gives the same result, so replay reproduces what was
 // acknowledged.
 func (h *head) add(tenant string, groups []indexedTrace, now time.Time) addResult {
+	return h.insert(tenant, groups, now, h.maxTraceBytes)
+}
+
+// insert is add with limit (0: none) in place of maxTraceBytes.
+func (h *head) insert(tenant string, groups []indexedTrace, now time.Time, limit int64) addResult {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	th := h.tenants[tenant]
@@ -71,7 +76,7 @@ func (h *head) add(tenant string, groups []indexedTrace, now time.Time) addResul
 			ht = &headTrace{firstSeen: now}
 			th.traces[g.id] = ht
 		}
-		if h.maxTraceBytes > 0 && ht.bytes+size > h.maxTraceBytes {
+		if limit > 0 && ht.bytes+size > limit {
 			res.dropped += n
 			if len(ht.pieces) == 0 {
 				delete(th.traces, g.id)
@@ -97,33 +102,7 @@ func (h *head) add(tenant string, groups []indexedTrace, now time.Time) addResul
 // copies at replay, whatever maxTraceBytes says now: they were accepted
 // within the limit. It returns the spans added.
 func (h *head) restore(tenant string, groups []indexedTrace, now time.Time) int {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	th := h.tenants[tenant]
-	if th == nil {
-		th = &tenantHead{traces: map[block.TraceID]*headTrace{}}
-		h.tenants[tenant] = th
-	}
-	n := 0
-	for _, g := range groups {
-		ht := th.traces[g.id]
-		if ht == nil {
-			ht = &headTrace{firstSeen: now}
-			th.traces[g.id] = ht
-		}
-		ht.pieces = append(ht.pieces, g.piece)
-		ht.bytes += g.bytes
-		ht.spans += int64(len(g.piece.spans))
-		ht.lastSeen = now
-		th.bytes += g.bytes
-		th.spans += int64(len(g.piece.spans))
-		h.bytes += g.bytes
-		n += len(g.piece.spans)
-	}
-	if h.firstAppend.IsZero() && n > 0 {
-		h.firstAppend = now
-	}
-	return n
+	return h.insert(tenant, groups, now, 0).accepted
 }
 
 // putBack returns a snapshot's traces to the head (a cut that could not
