@@ -8,8 +8,9 @@
 // The package owns the directory it is given and nothing else: segment
 // files NNNNNNNNNNNNNNNNNNNN.wal (see record.go for the format), a LOCK
 // file and the directory's ID (wal-id, see id.go). It never interprets
-// payloads, never talks to object storage, and never drops a record it acknowledged: when it cannot accept more it says
-// so (ErrFull, ErrTooLarge) instead of blocking forever or discarding.
+// payloads, never talks to object storage, and never drops a record it
+// acknowledged: when it cannot accept more it says so (ErrFull,
+// ErrTooLarge) instead of blocking forever or discarding.
 //
 // Guarantees:
 //   - A record whose Append returned nil survives a process crash (kill -9)
