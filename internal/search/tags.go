@@ -170,6 +170,13 @@ func (e *Engine) TagNames(ctx context.Context, tenant string, metas []*block.Met
 		}
 		metas = nil
 	}
+	if head != nil && headTagNames(head, tenant, req.Query, func(scope, name string) {
+		if want(scope) {
+			names[scope][name] = true
+		}
+	}) {
+		head = nil // answered from the head's index
+	}
 	metrics, err := e.forEachPart(ctx, tenant, metas, head, func(td ptrace.Traces, info *part) bool {
 		mu.Lock()
 		defer mu.Unlock()
@@ -275,6 +282,9 @@ func (e *Engine) TagValues(ctx context.Context, tenant string, metas []*block.Me
 		return nil, err
 	} else if ok {
 		return fast, nil
+	}
+	if head != nil && headTagValues(head, tenant, req.Query, attr, req.V2, add) {
+		head = nil // answered from the head's index
 	}
 	metrics, err := e.forEachPart(ctx, tenant, metas, head, func(td ptrace.Traces, info *part) bool {
 		mu.Lock()

@@ -406,6 +406,15 @@ func (e *Engine) tagValuesFast(ctx context.Context, tenant string, metas []*bloc
 		}
 	}
 	st := &stats{}
+	if head != nil && headTagValues(head, tenant, req.Query, attr, true, func(tv TagValue) {
+		// As the column and the span-by-span reading below: strings
+		// (no empty one but a span's name) and keywords.
+		if tv.Type == "keyword" || tv.Type == "string" && (tv.Value != "" || attr.Intrinsic == traceql.IntrinsicName) {
+			seen[tv] = true
+		}
+	}) {
+		head = nil // answered from the head's index
+	}
 	if head != nil {
 		probe := &traceql.Attribute{Scope: attr.Scope, Name: attr.Name, Intrinsic: attr.Intrinsic}
 		head.ForEachHeadTrace(tenant, func(id block.TraceID, parts []ptrace.Traces) bool {

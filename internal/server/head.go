@@ -68,7 +68,8 @@ func (h *head) insert(tenant string, groups []indexedTrace, now time.Time, limit
 		h.tenants[tenant] = th
 	}
 	var res addResult
-	for _, g := range groups {
+	tags := make([]pieceTags, len(groups))
+	for i, g := range groups {
 		n := len(g.piece.spans)
 		size := g.bytes
 		ht := th.traces[g.id]
@@ -83,6 +84,7 @@ func (h *head) insert(tenant string, groups []indexedTrace, now time.Time, limit
 			}
 			continue
 		}
+		g.piece.tags = &tags[i]
 		ht.pieces = append(ht.pieces, g.piece)
 		ht.bytes += size
 		ht.spans += int64(n)

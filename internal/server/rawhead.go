@@ -63,6 +63,9 @@ type spanRef struct {
 type rawPiece struct {
 	req   *rawRequest
 	spans []spanRef
+	// tags is the piece's place in the server's tag index (headtags.go),
+	// set when the head accepts the piece.
+	tags *pieceTags
 }
 
 // indexedTrace is one trace's piece of an indexed request.

@@ -30,6 +30,7 @@ import (
 
 	"github.com/tracectl/tracectl/internal/blocks/block"
 	"github.com/tracectl/tracectl/internal/blocks/vparquet4"
+	"github.com/tracectl/tracectl/internal/headtags"
 	"github.com/tracectl/tracectl/internal/ingest"
 	"github.com/tracectl/tracectl/internal/storage"
 	"github.com/tracectl/tracectl/internal/tenant"
@@ -174,6 +175,12 @@ type Server struct {
 	limitersMu sync.Mutex
 	limiters   map[string]*rate.Limiter
 
+	// tags indexes the tag names and values of the head and of flushing
+	// snapshots (headtags.go); tagsMu makes its catch-ups run one at a
+	// time.
+	tags   *headtags.Index
+	tagsMu sync.Mutex
+
 	startOnce sync.Once
 	started   atomic.Bool
 	stop      chan struct{}
@@ -215,6 +222,7 @@ func New(cfg Config) (*Server, error) {
 		walID:    w.ID(),
 		head:     newHead(cfg.MaxTraceBytes),
 		limiters: map[string]*rate.Limiter{},
+		tags:     headtags.New(0, 0),
 		stop:     make(chan struct{}),
 		done:     make(chan struct{}),
 		kick:     make(chan struct{}, 1),
@@ -688,6 +696,7 @@ func (s *Server) writeSnapshot(ctx context.Context, snap *snapshot) error {
 		s.flushMu.Lock()
 		delete(snap.tenants, t)
 		s.flushMu.Unlock()
+		s.untag(th)
 		if s.crashAt != nil && s.crashAt("stored", t) {
 			return errCrashed
 		}
