@@ -60,14 +60,14 @@ func (r *result) summary() string {
 				qm[m.Minute] = m
 			}
 		}
-		p("per minute: %-4s %8s %8s %9s %8s %8s %9s %8s %6s %6s %5s %5s %7s %7s %8s", "min", "maxRSS", "meanRSS", "maxHeap", "maxHead", "maxWAL", "spans/s", "srvCPU", "load1",
+		p("per minute: %-4s %8s %8s %9s %8s %8s %8s %9s %8s %6s %6s %5s %5s %7s %7s %8s", "min", "maxRSS", "meanRSS", "maxHeap", "maxHead", "maxWAL", "caches", "spans/s", "srvCPU", "load1",
 			"gorout", "fds", "thr", "queries", "q.errs", "q.p99ms")
 		for _, m := range s.PerMinute {
 			q := qm[m.Minute]
-			p("            %-4d %7.0fM %7.0fM %8.0fM %7.0fM %7.0fM %9.0f %8.2f %6.2f %6.0f %5.0f %5.0f %7d %7d %8.1f", m.Minute, m.MaxRSSMB, m.MeanRSSMB, m.MaxHeapMB, m.MaxHeadMB, m.MaxWALMB,
+			p("            %-4d %7.0fM %7.0fM %8.0fM %7.0fM %7.0fM %7.0fM %9.0f %8.2f %6.2f %6.0f %5.0f %5.0f %7d %7d %8.1f", m.Minute, m.MaxRSSMB, m.MeanRSSMB, m.MaxHeapMB, m.MaxHeadMB, m.MaxWALMB, m.MaxCacheMB,
 				m.AckedPerS, m.ServerCPU, m.MeanLoadAvg1, m.MaxGorout, m.MaxFDs, m.MaxThreads, q.Queries, q.Errors, q.P99ms)
 		}
-		p("  (gorout, fds, thr = max over the minute of go_goroutines, process_open_fds, go_threads)")
+		p("  (caches = tracectl_query_bloom_cache_bytes + tracectl_search_block_cache_bytes, both bounded; gorout, fds, thr = max over the minute of go_goroutines, process_open_fds, go_threads)")
 		if len(s.Growth) > 0 {
 			p("growth over the load (second-half least-squares slope, projected over the second half):")
 			p("  %-10s %10s %10s %10s %10s %10s %10s %12s %10s %s", "series", "first", "last", "1st min", "last min", "min", "max", "slope/min", "projected", "verdict")

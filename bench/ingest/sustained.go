@@ -26,6 +26,11 @@ type sample struct {
 	Goroutines float64 `json:"go_goroutines"`
 	Threads    float64 `json:"go_threads"`
 	OpenFDs    float64 `json:"process_open_fds"` // from /metrics, else /proc/<pid>/fd
+	// The query side's bounded caches (bloom shards, block readers with
+	// parsed footers) and the head's tag index, to tell caches filling to
+	// their budgets from growth without bound.
+	CacheBytes     float64 `json:"query_cache_bytes"`
+	TagIndexValues float64 `json:"head_tag_index_values"`
 }
 
 type blockLag struct {
@@ -185,7 +190,9 @@ func runSustained(ctx context.Context, o *options, c *corpusLoad, res *result) e
 			Accepted: m["tracectl_receiver_accepted_spans_total"],
 			Refused:  serverRefused(m),
 			Acked:    lg.ackedSpans.Load(), Load1: loadAvg()[0],
-			Goroutines: m["go_goroutines"], Threads: m["go_threads"], OpenFDs: m["process_open_fds"]}
+			Goroutines: m["go_goroutines"], Threads: m["go_threads"], OpenFDs: m["process_open_fds"],
+			CacheBytes:     m["tracectl_query_bloom_cache_bytes"] + m["tracectl_search_block_cache_bytes"],
+			TagIndexValues: m["tracectl_head_tag_index_values"]}
 		if _, ok := m["process_open_fds"]; !ok {
 			if ents, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", srv.pid)); err == nil {
 				sm.OpenFDs = float64(len(ents))
@@ -346,6 +353,8 @@ func runSustained(ctx context.Context, o *options, c *corpusLoad, res *result) e
 		growthOf("threads", "go_threads", s.Samples, o.Duration, 2, 0.05, func(sm sample) float64 { return sm.Threads }, false),
 		growthOf("RSS MB", "VmRSS", s.Samples, o.Duration, 0, 0.05, func(sm sample) float64 { return float64(sm.VmRSS) / (1 << 20) }, false),
 		growthOf("heap MB", "go_memstats_heap_inuse_bytes", s.Samples, o.Duration, 0, 0.05, func(sm sample) float64 { return sm.HeapInuse / (1 << 20) }, false),
+		growthOf("caches MB", "tracectl_query_bloom_cache_bytes + tracectl_search_block_cache_bytes", s.Samples, o.Duration, 0, 0.05, func(sm sample) float64 { return sm.CacheBytes / (1 << 20) }, false),
+		growthOf("tag index", "tracectl_head_tag_index_values", s.Samples, o.Duration, 0, 0.05, func(sm sample) float64 { return sm.TagIndexValues }, false),
 	}
 	if qr != nil {
 		s.Queries = qr.result(loadEnd)
@@ -566,6 +575,7 @@ type minuteStat struct {
 	MaxHeapMB    float64 `json:"max_heap_inuse_mb"`
 	MaxHeadMB    float64 `json:"max_head_mb"`
 	MaxWALMB     float64 `json:"max_wal_mb"`
+	MaxCacheMB   float64 `json:"max_query_cache_mb"`
 	MaxGorout    float64 `json:"max_goroutines"`
 	MaxFDs       float64 `json:"max_open_fds"`
 	MaxThreads   float64 `json:"max_threads"`
@@ -617,6 +627,7 @@ func perMinute(samples []sample) []minuteStat {
 		cur.MaxHeapMB = max(cur.MaxHeapMB, mb(sm.HeapInuse))
 		cur.MaxHeadMB = max(cur.MaxHeadMB, mb(sm.HeadBytes))
 		cur.MaxWALMB = max(cur.MaxWALMB, mb(sm.WALBytes))
+		cur.MaxCacheMB = max(cur.MaxCacheMB, mb(sm.CacheBytes))
 		cur.MaxGorout = max(cur.MaxGorout, sm.Goroutines)
 		cur.MaxFDs = max(cur.MaxFDs, sm.OpenFDs)
 		cur.MaxThreads = max(cur.MaxThreads, sm.Threads)

@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"syscall"
@@ -290,8 +291,16 @@ func TestServeOpsEndpointsAndCleanStop(t *testing.T) {
 		t.Fatalf("OTLP/HTTP JSON post: %v %v", err, resp)
 	}
 	resp.Body.Close()
+	// A tag query fills the index of the head's tags.
+	if code, _, body := get("/api/v2/search/tags"); code != 200 || !strings.Contains(body, "service.name") {
+		t.Errorf("/api/v2/search/tags = %d %s", code, body)
+	}
 	_, _, metrics := get("/metrics")
-	for _, want := range []string{`tracectl_receiver_accepted_spans_total{protocol="otlp_http",tenant="single-tenant"} 2`, "tracectl_wal_bytes", "tracectl_head_traces 1", "go_goroutines"} {
+	if !regexp.MustCompile(`(?m)^tracectl_head_tag_index_values [1-9]`).MatchString(metrics) {
+		t.Errorf("/metrics: tracectl_head_tag_index_values is not positive after a tag query")
+	}
+	for _, want := range []string{`tracectl_receiver_accepted_spans_total{protocol="otlp_http",tenant="single-tenant"} 2`, "tracectl_wal_bytes", "tracectl_head_traces 1", "go_goroutines",
+		"tracectl_query_bloom_cache_bytes", "tracectl_search_block_cache_bytes", "tracectl_search_distinct_cache_entries"} {
 		if !strings.Contains(metrics, want) {
 			t.Errorf("/metrics lacks %q", want)
 		}

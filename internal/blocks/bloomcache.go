@@ -67,6 +67,13 @@ func (c *BloomCache) put(k bloomKey, s *block.BloomShard, size int64) {
 	}
 }
 
+// Bytes is the size of the shards held.
+func (c *BloomCache) Bytes() int64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.bytes
+}
+
 // Len is the number of shards held.
 func (c *BloomCache) Len() int {
 	c.mu.Lock()

@@ -361,8 +361,20 @@ func (ix *Index) Values(tenantID string, scope Scope, nm string, fn func(Value))
 	return true
 }
 
-// Len returns the number of names and values kept for tenant, for tests
-// and metrics.
+// Size returns the values kept over every tenant, for metrics.
+func (ix *Index) Size() int {
+	ix.mu.Lock()
+	defer ix.mu.Unlock()
+	n := 0
+	for _, t := range ix.tenants {
+		for _, nm := range t.names {
+			n += len(nm.values)
+		}
+	}
+	return n
+}
+
+// Len returns the number of names and values kept for tenant, for tests.
 func (ix *Index) Len(tenantID string) (names, values int) {
 	ix.mu.Lock()
 	defer ix.mu.Unlock()

@@ -208,6 +208,22 @@ func New(cfg Config) (*API, error) {
 		m:     m,
 	}
 	a.blocks = newBlockList(cfg, a.m)
+	if cfg.Registry != nil {
+		cfg.Registry.MustRegister(
+			prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "tracectl_query_bloom_cache_bytes",
+				Help: "Bloom filter shards kept for trace by ID (bounded by the bloom cache budget)."},
+				func() float64 { return float64(a.blooms.Bytes()) }),
+			prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "tracectl_search_block_cache_bytes",
+				Help: "Estimated memory of the block readers and parsed footers the search engine keeps (bounded)."},
+				func() float64 { return float64(a.engine.CacheStats().BlockBytes) }),
+			prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "tracectl_search_block_cache_blocks",
+				Help: "Block readers the search engine keeps."},
+				func() float64 { return float64(a.engine.CacheStats().Blocks) }),
+			prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "tracectl_search_distinct_cache_entries",
+				Help: "Per-block answers of tag queries the search engine keeps (bounded)."},
+				func() float64 { return float64(a.engine.CacheStats().DistinctEntries) }),
+		)
+	}
 	a.routes()
 	a.grpc = a.newGRPC()
 	return a, nil

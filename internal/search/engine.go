@@ -51,6 +51,22 @@ type Engine struct {
 	distinct distinctCache
 }
 
+// CacheStats describes what the engine keeps between queries.
+type CacheStats struct {
+	// Blocks is the block readers kept (with their parsed footers) and
+	// BlockBytes the memory they are estimated to hold, within a budget.
+	Blocks     int
+	BlockBytes int64
+	// DistinctEntries is the per-block answers of tag queries kept.
+	DistinctEntries int
+}
+
+// CacheStats returns the engine's cache sizes, for metrics.
+func (e *Engine) CacheStats() CacheStats {
+	n, b := e.files.stats()
+	return CacheStats{Blocks: n, BlockBytes: b, DistinctEntries: e.distinct.len()}
+}
+
 // NewEngine returns an engine reading blocks from b.
 func NewEngine(b *storage.Bucket, opts Options) *Engine {
 	if opts.Concurrency <= 0 {

@@ -93,6 +93,13 @@ func (c *fileCache) get(ctx context.Context, m *block.Meta) *vparquet4.Block {
 	return e.blk
 }
 
+// stats returns the blocks held and their estimated cost.
+func (c *fileCache) stats() (blocks int, bytes int64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.lru.Len(), c.used
+}
+
 func (c *fileCache) remove(el *list.Element) {
 	e := c.lru.Remove(el).(*fileEntry)
 	delete(c.m, e.key)
@@ -596,6 +603,12 @@ func (c *distinctCache) get(key string) (map[traceql.Static]bool, bool) {
 	defer c.mu.Unlock()
 	d, ok := c.m[key]
 	return d, ok
+}
+
+func (c *distinctCache) len() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.m)
 }
 
 // put keeps d under key; a full cache starts again empty.

@@ -43,22 +43,23 @@ func newMetrics(s *Server, reg prometheus.Registerer) *metrics {
 type stateCollector struct{ s *Server }
 
 var (
-	descWALBytes     = prometheus.NewDesc("tracectl_wal_bytes", "Bytes in write-ahead log segments.", nil, nil)
-	descWALMax       = prometheus.NewDesc("tracectl_wal_max_bytes", "Write-ahead log size limit; appends past it are refused.", nil, nil)
-	descWALSegments  = prometheus.NewDesc("tracectl_wal_segments", "Write-ahead log segment files.", nil, nil)
-	descWALAppends   = prometheus.NewDesc("tracectl_wal_appends_total", "Records appended to the write-ahead log.", nil, nil)
-	descWALSyncs     = prometheus.NewDesc("tracectl_wal_fsyncs_total", "fsyncs of write-ahead log data.", nil, nil)
-	descWALFull      = prometheus.NewDesc("tracectl_wal_full_rejections_total", "Appends refused because the write-ahead log was full.", nil, nil)
-	descWALSync      = prometheus.NewDesc("tracectl_wal_fsync_duration_seconds", "Duration of write-ahead log fsyncs.", nil, nil)
-	descWALAppendLat = prometheus.NewDesc("tracectl_wal_append_duration_seconds", "Time for an append to become durable (acknowledgement latency).", nil, nil)
-	descHeadBytes    = prometheus.NewDesc("tracectl_head_bytes", "Protobuf bytes of spans held in memory and not yet in a block.", nil, nil)
-	descHeadTraces   = prometheus.NewDesc("tracectl_head_traces", "Traces in the head.", nil, nil)
-	descFlushQueue   = prometheus.NewDesc("tracectl_flush_queue_blocks", "Head snapshots waiting to be stored.", nil, nil)
+	descWALBytes      = prometheus.NewDesc("tracectl_wal_bytes", "Bytes in write-ahead log segments.", nil, nil)
+	descWALMax        = prometheus.NewDesc("tracectl_wal_max_bytes", "Write-ahead log size limit; appends past it are refused.", nil, nil)
+	descWALSegments   = prometheus.NewDesc("tracectl_wal_segments", "Write-ahead log segment files.", nil, nil)
+	descWALAppends    = prometheus.NewDesc("tracectl_wal_appends_total", "Records appended to the write-ahead log.", nil, nil)
+	descWALSyncs      = prometheus.NewDesc("tracectl_wal_fsyncs_total", "fsyncs of write-ahead log data.", nil, nil)
+	descWALFull       = prometheus.NewDesc("tracectl_wal_full_rejections_total", "Appends refused because the write-ahead log was full.", nil, nil)
+	descWALSync       = prometheus.NewDesc("tracectl_wal_fsync_duration_seconds", "Duration of write-ahead log fsyncs.", nil, nil)
+	descWALAppendLat  = prometheus.NewDesc("tracectl_wal_append_duration_seconds", "Time for an append to become durable (acknowledgement latency).", nil, nil)
+	descHeadBytes     = prometheus.NewDesc("tracectl_head_bytes", "Protobuf bytes of spans held in memory and not yet in a block.", nil, nil)
+	descHeadTraces    = prometheus.NewDesc("tracectl_head_traces", "Traces in the head.", nil, nil)
+	descFlushQueue    = prometheus.NewDesc("tracectl_flush_queue_blocks", "Head snapshots waiting to be stored.", nil, nil)
+	descHeadTagValues = prometheus.NewDesc("tracectl_head_tag_index_values", "Distinct (scope, name, value) the index of the head's tag names and values keeps, over all tenants (bounded per tenant and name).", nil, nil)
 )
 
 func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descWALBytes, descWALMax, descWALSegments, descWALAppends, descWALSyncs, descWALFull,
-		descWALSync, descWALAppendLat, descHeadBytes, descHeadTraces, descFlushQueue} {
+		descWALSync, descWALAppendLat, descHeadBytes, descHeadTraces, descFlushQueue, descHeadTagValues} {
 		ch <- d
 	}
 }
@@ -80,6 +81,7 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 	q := len(c.s.flushing)
 	c.s.flushMu.Unlock()
 	ch <- prometheus.MustNewConstMetric(descFlushQueue, prometheus.GaugeValue, float64(q))
+	ch <- prometheus.MustNewConstMetric(descHeadTagValues, prometheus.GaugeValue, float64(c.s.tags.Size()))
 }
 
 func constHistogram(d *prometheus.Desc, h wal.Histogram) prometheus.Metric {
