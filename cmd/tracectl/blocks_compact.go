@@ -42,7 +42,10 @@ traces and --max-bytes; once a window is older than two windows, blocks of
 different levels in it merge too. The output is one vParquet4 block at level
 max(inputs)+1 that Tempo reads; the inputs are marked compacted
 (meta.compacted.json) and deleted after --compacted-retention, so that running
-readers finish. Runs until nothing is left to merge (or --max-jobs).
+readers finish; keep it longer than the block-list poll interval of every reader
+(serve's --query-poll-interval, Tempo's blocklist_poll), or a reader may look
+for a deleted block before it sees the output. Runs until nothing is left to
+merge (or --max-jobs).
 
 Safe to run while 'tracectl serve' (or Tempo) writes and queries the bucket:
 one compactor per tenant holds a lease (an object created with a conditional
