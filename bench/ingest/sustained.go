@@ -354,6 +354,7 @@ func runSustained(ctx context.Context, o *options, c *corpusLoad, res *result) e
 		growthOf("RSS MB", "VmRSS", s.Samples, o.Duration, 0, 0.05, func(sm sample) float64 { return float64(sm.VmRSS) / (1 << 20) }, false),
 		growthOf("heap MB", "go_memstats_heap_inuse_bytes", s.Samples, o.Duration, 0, 0.05, func(sm sample) float64 { return sm.HeapInuse / (1 << 20) }, false),
 		growthOf("caches MB", "tracectl_query_bloom_cache_bytes + tracectl_search_block_cache_bytes", s.Samples, o.Duration, 0, 0.05, func(sm sample) float64 { return sm.CacheBytes / (1 << 20) }, false),
+		growthOf("heap-caches", "go_memstats_heap_inuse_bytes - query caches", s.Samples, o.Duration, 0, 0.05, func(sm sample) float64 { return (sm.HeapInuse - sm.CacheBytes) / (1 << 20) }, false),
 		growthOf("tag index", "tracectl_head_tag_index_values", s.Samples, o.Duration, 0, 0.05, func(sm sample) float64 { return sm.TagIndexValues }, false),
 	}
 	if qr != nil {
