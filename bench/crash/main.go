@@ -92,15 +92,16 @@ func run() int {
 	flag.StringVar(&o.Out, "out", "", "summary JSON path (default bench/crash/results/<time>.json)")
 	flag.StringVar(&o.Tracectl, "tracectl", "", "use this tracectl binary instead of building ./cmd/tracectl")
 	flag.DurationVar(&o.Deadline, "deadline", 0, "stop starting trials after this long (0: none); the run still verifies")
-	modes := flag.String("modes", "random,near-cut,on-stored", "kill modes cycled through the trials: random (-min-delay..-max-delay after ready), near-cut (around the first block cut), on-stored (right after \"block stored\" is logged)")
+	modes := flag.String("modes", "random,near-cut,on-stored", "kill modes cycled through the trials: random (-min-delay..-max-delay after ready), near-cut (around the first block cut), on-stored (right after \"block stored\" is logged); for -target serve-outage the outage kinds (down-503, down-hang, down-reset, torn, lost-reply), the outage starting -min-delay..-max-delay after ready")
 	flag.BoolVar(&o.Control, "control", false, "negative control: delete one stored block's meta.json before reading the bucket back, so the run must report lost spans (checks the harness can fail)")
-	flag.StringVar(&o.Target, "target", "serve", "what is killed: serve, serve-compaction (serve with --compaction), compact (tracectl blocks compact), migrate (tracectl migrate from jaeger-es --resume); see README.md")
+	flag.StringVar(&o.Target, "target", "serve", "what is killed: serve, serve-compaction (serve with --compaction), serve-outage (serve, killed during a storage outage of an S3 bucket the harness hosts), compact (tracectl blocks compact), migrate (tracectl migrate from jaeger-es --resume); see README.md")
 	co := &compactOptions{}
 	flag.DurationVar(&co.MaxDelay, "compact-max-delay", time.Second, "compact: longest start-to-SIGKILL delay of the random mode")
 	flag.IntVar(&co.InitialBlocks, "compact-initial-blocks", 40, "compact: small blocks written before the first run")
 	flag.IntVar(&co.SeedBlocks, "compact-seed-blocks", 4, "compact: about this many new small blocks are written before each run (half to one and a half times)")
 	flag.DurationVar(&co.Retention, "compact-retention", time.Second, "compact: --compacted-retention (short, so kills land while compacted blocks are deleted)")
 	flag.StringVar(&co.ExtraArgs, "compact-args", "", "compact: more arguments for tracectl blocks compact")
+	oo := outageFlags(flag.CommandLine)
 	mo := &migrateOptions{}
 	flag.IntVar(&mo.Spans, "migrate-spans", 200_000, "migrate: span documents in the Elasticsearch test server")
 	flag.IntVar(&mo.Days, "migrate-days", 3, "migrate: daily indices they are spread over")
@@ -120,6 +121,15 @@ func run() int {
 		if !modesSet {
 			*modes = "random,near-cut,on-stored,on-journal,on-journal"
 		}
+	case "serve-outage":
+		// The modes are the outage kinds.
+		valid = map[string]bool{}
+		for _, m := range outageKinds {
+			valid[m] = true
+		}
+		if !modesSet {
+			*modes = strings.Join(outageKinds, ",")
+		}
 	case "compact":
 		valid = map[string]bool{}
 		for _, m := range compactModes {
@@ -137,7 +147,7 @@ func run() int {
 			*modes = strings.Join(migrateModes, ",")
 		}
 	default:
-		fmt.Fprintf(os.Stderr, "crash: -target: unknown target %q (serve, serve-compaction, compact, migrate)\n", o.Target)
+		fmt.Fprintf(os.Stderr, "crash: -target: unknown target %q (serve, serve-compaction, serve-outage, compact, migrate)\n", o.Target)
 		return 1
 	}
 	for _, m := range strings.Split(*modes, ",") {
@@ -166,7 +176,12 @@ func run() int {
 		fmt.Fprintln(os.Stderr, "crash: bad flags: need -trials ≥ 1, 0 < -min-delay ≤ -max-delay, -rate > 0, -workers ≥ 1")
 		return 1
 	}
-	if err := harness(o); err != nil {
+	if o.Target == "serve-outage" {
+		err = runOutage(o, oo)
+	} else {
+		err = harness(o)
+	}
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "crash: harness failure:", err)
 		return 1
 	}
