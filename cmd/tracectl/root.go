@@ -68,8 +68,15 @@ type globalOptions struct {
 	bucket *storage.Bucket
 }
 
-// openBucket opens the configured bucket once per run.
+// openBucket opens the configured bucket once per run; a remote bucket
+// must answer (storage.Open checks it).
 func (g *globalOptions) openBucket(ctx context.Context) (*storage.Bucket, error) {
+	return g.openBucketChecked(ctx, func(b *storage.Bucket) error { return b.Check(ctx) })
+}
+
+// openBucketChecked opens the configured bucket without a request, then
+// runs check on it; check's error fails the open.
+func (g *globalOptions) openBucketChecked(ctx context.Context, check func(*storage.Bucket) error) (*storage.Bucket, error) {
 	if g.bucket != nil {
 		return g.bucket, nil
 	}
@@ -80,7 +87,12 @@ func (g *globalOptions) openBucket(ctx context.Context) (*storage.Bucket, error)
 	if err := g.cfg.applyStorageCredentials(); err != nil {
 		return nil, &exitErr{code: exitUsage, err: err}
 	}
-	b, err := storage.Open(ctx, url)
+	b, err := storage.OpenUnchecked(ctx, url)
+	if err == nil {
+		if err = check(b); err != nil {
+			_ = b.Close()
+		}
+	}
 	if err != nil {
 		if storage.KindOf(err) == storage.KindInvalid {
 			return nil, &exitErr{code: exitUsage, err: err}

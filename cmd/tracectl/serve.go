@@ -21,6 +21,7 @@ import (
 	"github.com/tracectl/tracectl/internal/ingest"
 	"github.com/tracectl/tracectl/internal/query"
 	"github.com/tracectl/tracectl/internal/server"
+	"github.com/tracectl/tracectl/internal/storage"
 	"github.com/tracectl/tracectl/internal/wal"
 )
 
@@ -271,7 +272,7 @@ func runServe(ctx context.Context, g *globalOptions, o *serveOptions) error {
 		return usageError("--query-poll-interval, --query-timeout, --query-max-concurrent and --query-max-trace-bytes must be positive")
 	}
 
-	b, err := g.openBucket(ctx)
+	b, err := g.openBucketChecked(ctx, func(b *storage.Bucket) error { return checkServeBucket(ctx, b, log) })
 	if err != nil {
 		return err
 	}
@@ -460,4 +461,25 @@ func startAPI(o apiOptions, reg *prometheus.Registry, queryAPI http.Handler, log
 		}
 	}()
 	return s, nil
+}
+
+// serveStorageCheckTimeout bounds serve's start-up check of its bucket: an
+// endpoint that hangs must not keep the receivers closed.
+var serveStorageCheckTimeout = 5 * time.Second
+
+// checkServeBucket checks the bucket at start. A missing bucket, refused
+// credentials or a bad URL stop serve, as for every command; storage that
+// does not answer (down, timing out) does not: serve starts, keeps what it
+// acknowledges in its write-ahead log and stores it once storage is back,
+// as it does when an outage starts while it runs.
+func checkServeBucket(ctx context.Context, b *storage.Bucket, log *slog.Logger) error {
+	cctx, cancel := context.WithTimeout(ctx, serveStorageCheckTimeout)
+	defer cancel()
+	err := b.Check(cctx)
+	if err == nil || storage.KindOf(err) != storage.KindUnavailable || ctx.Err() != nil {
+		return err
+	}
+	log.Warn("storage does not answer; serve starts anyway and keeps acknowledged spans in the write-ahead log until it does",
+		"storage", b.String(), "err", err)
+	return nil
 }

@@ -174,6 +174,22 @@ func (b *Bucket) before(ctx context.Context, op, key string) error {
 // read. The error is a *Error of kind KindNotFound (with the bucket named
 // and how to create it), KindPermission or KindUnavailable.
 func Open(ctx context.Context, rawURL string) (*Bucket, error) {
+	b, err := OpenUnchecked(ctx, rawURL)
+	if err != nil {
+		return nil, err
+	}
+	if err := b.Check(ctx); err != nil {
+		_ = b.Close()
+		return nil, err
+	}
+	return b, nil
+}
+
+// OpenUnchecked opens rawURL as Open does but sends no request: a
+// remote bucket is not checked until Check or the first operation. For
+// commands that must start while storage is unreachable (serve keeps
+// spans in its write-ahead log meanwhile).
+func OpenUnchecked(ctx context.Context, rawURL string) (*Bucket, error) {
 	if strings.TrimSpace(rawURL) == "" {
 		rawURL = DefaultURL
 	}
@@ -232,13 +248,18 @@ func Open(ctx context.Context, rawURL string) (*Bucket, error) {
 			c.SetRetry(gcs.WithMaxAttempts(gcsMaxAttempts))
 		}
 	}
-	if remote {
-		if err := bk.probe(ctx); err != nil {
-			_ = b.Close()
-			return nil, err
-		}
-	}
 	return bk, nil
+}
+
+// Check lists at most one key to see that a remote bucket exists and
+// answers with the credentials given; local buckets need no check. Open
+// runs it.
+func (b *Bucket) Check(ctx context.Context) error {
+	switch b.scheme {
+	case "s3", "gs", "azblob":
+		return b.probe(ctx)
+	}
+	return nil
 }
 
 // urlMux is gocloud's default mux with tracectl's own Azure opener (see
