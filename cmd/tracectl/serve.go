@@ -272,9 +272,25 @@ func runServe(ctx context.Context, g *globalOptions, o *serveOptions) error {
 		return usageError("--query-poll-interval, --query-timeout, --query-max-concurrent and --query-max-trace-bytes must be positive")
 	}
 
-	b, err := g.openBucketChecked(ctx, func(b *storage.Bucket) error { return checkServeBucket(ctx, b, log) })
+	// The bucket is checked (it exists, the credentials work) while serve
+	// starts; only a check that has not answered in serveStorageCheckWait
+	// lets serve start first, so an outage never keeps the receivers shut.
+	b, err := g.openBucketChecked(ctx, func(*storage.Bucket) error { return nil })
 	if err != nil {
 		return err
+	}
+	checked := make(chan error, 1)
+	go func() { checked <- checkServeBucket(ctx, b, log) }()
+	var lateCheck <-chan error
+	select {
+	case err := <-checked:
+		if err != nil {
+			return err
+		}
+	case <-time.After(serveStorageCheckWait):
+		log.Warn("storage has not answered yet; serve starts anyway and keeps acknowledged spans in the write-ahead log until it does",
+			"storage", b.String(), "waited", serveStorageCheckWait.String())
+		lateCheck = checked
 	}
 	stopCompaction, err := startServeCompaction(ctx, b, o.Compaction, log)
 	if err != nil {
@@ -341,7 +357,17 @@ func runServe(ctx context.Context, g *globalOptions, o *serveOptions) error {
 	log.Info("tracectl serve ready", "storage", b.String(), "tenant_mode", tenantMode(rc.MultiTenancy), "wal", o.WALDir,
 		"http", api.addr, "version", version)
 
-	<-ctx.Done()
+	var stopErr error
+	select {
+	case <-ctx.Done():
+	case stopErr = <-lateCheck:
+		if stopErr == nil {
+			<-ctx.Done()
+		} else {
+			// A missing bucket or refused credentials, found late.
+			log.Error("stopping: the storage check failed", "err", stopErr)
+		}
+	}
 	log.Info("shutting down: no new requests, storing what is held")
 	ready.Store(false)
 	sctx, cancel := context.WithTimeout(context.Background(), o.ShutdownTimeout)
@@ -354,7 +380,7 @@ func runServe(ctx context.Context, g *globalOptions, o *serveOptions) error {
 		errs = append(errs, err)
 	}
 	_ = api.Shutdown(sctx)
-	if err := errors.Join(errs...); err != nil {
+	if err := errors.Join(append([]error{stopErr}, errs...)...); err != nil {
 		return err
 	}
 	log.Info("stopped cleanly")
@@ -463,13 +489,17 @@ func startAPI(o apiOptions, reg *prometheus.Registry, queryAPI http.Handler, log
 	return s, nil
 }
 
-// serveStorageCheckTimeout bounds serve's start-up check of its bucket: an
-// endpoint that hangs must not keep the receivers closed.
-var serveStorageCheckTimeout = 5 * time.Second
+// serveStorageCheckWait is how long serve waits for its start-up check of
+// the bucket before it starts anyway; serveStorageCheckTimeout bounds the
+// check itself.
+var (
+	serveStorageCheckWait    = time.Second
+	serveStorageCheckTimeout = 30 * time.Second
+)
 
-// checkServeBucket checks the bucket at start. A missing bucket, refused
-// credentials or a bad URL stop serve, as for every command; storage that
-// does not answer (down, timing out) does not: serve starts, keeps what it
+// checkServeBucket checks the bucket at start. A missing bucket or refused
+// credentials stop serve, as for every command; storage that does not
+// answer (down, timing out) does not: serve starts, keeps what it
 // acknowledges in its write-ahead log and stores it once storage is back,
 // as it does when an outage starts while it runs.
 func checkServeBucket(ctx context.Context, b *storage.Bucket, log *slog.Logger) error {

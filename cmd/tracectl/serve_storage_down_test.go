@@ -24,7 +24,8 @@ import (
 
 // outageProxy stands between serve and an S3 peer: up, it passes every
 // request on; down, it answers 503 SlowDown (mode "503") or holds the
-// request until storage is back or the client gives up (mode "hang").
+// request until storage is back or the client gives up (mode "hang"), or
+// answers 2 s late (mode "slow").
 type outageProxy struct {
 	addr string
 	mode atomic.Value // "", "503", "hang"
@@ -49,6 +50,8 @@ func startOutageProxy(t *testing.T, target string) *outageProxy {
 			w.WriteHeader(http.StatusServiceUnavailable)
 			_, _ = w.Write([]byte(`<?xml version="1.0" encoding="UTF-8"?><Error><Code>SlowDown</Code><Message>Please reduce your request rate.</Message></Error>`))
 			return
+		case "slow":
+			time.Sleep(2 * time.Second)
 		case "hang":
 			select {
 			case <-p.back:
@@ -87,8 +90,8 @@ func TestServeStartsWhileStorageIsDown(t *testing.T) {
 			start := time.Now()
 			c := startTracectl(t, serveArgs(bucket, filepath.Join(dir, "wal"), "--max-block-duration", "200ms")...)
 			defer c.cmd.Process.Kill()
-			if !strings.Contains(c.log(), "storage does not answer") {
-				t.Errorf("no warning that storage does not answer:\n%s", c.log())
+			if !strings.Contains(c.log(), "storage has not answered yet") {
+				t.Errorf("no warning that storage has not answered:\n%s", c.log())
 			}
 			t.Logf("ready %s after start with storage down (%s)", time.Since(start).Round(time.Millisecond), mode)
 			td, id := makeTrace(uint64(len(mode)), 3)
@@ -136,6 +139,21 @@ func TestServeStartsWhileStorageIsDown(t *testing.T) {
 		res := runCLI(t, false, serveArgs(s3.URL("no-such-bucket"), filepath.Join(t.TempDir(), "wal"))...)
 		if res.code == 0 || !strings.Contains(res.stderr, "no-such-bucket") {
 			t.Errorf("serve on a missing bucket: exit %d, %s; want a failure naming the bucket", res.code, res.stderr)
+		}
+	})
+	t.Run("missing bucket answered late", func(t *testing.T) {
+		// serve starts while the check is slow, then stops with the error.
+		p := startOutageProxy(t, s3.Addr)
+		p.mode.Store("slow")
+		c := startTracectl(t, serveArgs(storagetest.S3URL(p.addr, "no-such-bucket"), filepath.Join(t.TempDir(), "wal"))...)
+		defer c.cmd.Process.Kill()
+		select {
+		case err := <-c.exited:
+			if err == nil || !strings.Contains(c.log(), "stopping: the storage check failed") || !strings.Contains(c.log(), "no-such-bucket") {
+				t.Errorf("serve on a missing bucket found late: exit %v; want a failure naming the bucket:\n%s", err, c.log())
+			}
+		case <-time.After(40 * time.Second):
+			t.Fatalf("serve still runs 40s after starting on a missing bucket:\n%s", c.log())
 		}
 	})
 }
