@@ -90,8 +90,11 @@ func TestServeStartsWhileStorageIsDown(t *testing.T) {
 			start := time.Now()
 			c := startTracectl(t, serveArgs(bucket, filepath.Join(dir, "wal"), "--max-block-duration", "200ms")...)
 			defer c.cmd.Process.Kill()
-			if !strings.Contains(c.log(), "storage has not answered yet") {
-				t.Errorf("no warning that storage has not answered:\n%s", c.log())
+			// Either the check gave up within the wait (the S3 client's
+			// retries of 503s can end in under a second) or serve stopped
+			// waiting for it; both say so.
+			if l := c.log(); !strings.Contains(l, "storage has not answered yet") && !strings.Contains(l, "storage does not answer") {
+				t.Errorf("no warning that storage does not answer:\n%s", l)
 			}
 			t.Logf("ready %s after start with storage down (%s)", time.Since(start).Round(time.Millisecond), mode)
 			td, id := makeTrace(uint64(len(mode)), 3)
