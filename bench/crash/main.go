@@ -371,6 +371,36 @@ func harness(o *options) error {
 
 	// Restart on the same WAL and stop cleanly: everything is stored.
 	logf("final start, then SIGTERM ...")
+	if err := finalStop(o, args, logFile, work, s); err != nil {
+		return err
+	}
+
+	if o.Control {
+		meta := controlDelete(filepath.Join(bucketDir, block.DefaultTenant))
+		if meta == "" {
+			return errors.New("-control: no stored block to delete")
+		}
+		s.Control = "negative control: deleted " + meta + " before reading back; lost must be > 0"
+		logf("%s", s.Control)
+	}
+	logf("reading the bucket back ...")
+	if err := verify(context.Background(), bucket, o, rec, s); err != nil {
+		return fmt.Errorf("verify: %w (work directory %s kept)", err, work)
+	}
+	s.WallSeconds = float64(time.Since(started).Milliseconds()) / 1000
+	for k, n := range rec.errs {
+		s.SendErrors[k] = n
+	}
+
+	s.Judged = "per (trace ID, span ID) as a reader returns them: each block's rows converted as readers do (repeats of a span ID+kind within a trace dropped), then the parts of a trace across blocks merged with blocks.Combine, as blocks.FindTrace does; and as stored: no span in the rows of the blocks more than once (raw_duplicated == 0), which holds since serve de-duplicates at WAL replay (812f6fd)"
+	s.Verdicts = serveVerdicts(s)
+	s.WorkDir = keepWork(o, work, s.Verdicts)
+	return report(root, o, started, s, func() { printSummary(s) })
+}
+
+// finalStop starts serve once more on the run's WAL and stops it with
+// SIGTERM (it stores everything), recording the clean stop in s.
+func finalStop(o *options, args []string, logFile *os.File, work string, s *summary) error {
 	c, err := startServe(o.Tracectl, args, logFile, "final")
 	if err != nil {
 		return fmt.Errorf("final start: %w (work directory %s kept)", err, work)
@@ -391,26 +421,12 @@ func harness(o *options) error {
 		logf("clean stop: serve did not exit within 3m; killed")
 	}
 	s.CleanStopMs = time.Since(t0).Milliseconds()
+	return nil
+}
 
-	if o.Control {
-		meta := controlDelete(filepath.Join(bucketDir, block.DefaultTenant))
-		if meta == "" {
-			return errors.New("-control: no stored block to delete")
-		}
-		s.Control = "negative control: deleted " + meta + " before reading back; lost must be > 0"
-		logf("%s", s.Control)
-	}
-	logf("reading the bucket back ...")
-	if err := verify(context.Background(), bucket, o, rec, s); err != nil {
-		return fmt.Errorf("verify: %w (work directory %s kept)", err, work)
-	}
-	s.WallSeconds = float64(time.Since(started).Milliseconds()) / 1000
-	for k, n := range rec.errs {
-		s.SendErrors[k] = n
-	}
-
-	s.Judged = "per (trace ID, span ID) as a reader returns them: each block's rows converted as readers do (repeats of a span ID+kind within a trace dropped), then the parts of a trace across blocks merged with blocks.Combine, as blocks.FindTrace does; and as stored: no span in the rows of the blocks more than once (raw_duplicated == 0), which holds since serve de-duplicates at WAL replay (812f6fd)"
-	s.Verdicts = map[string]string{
+// serveVerdicts are the verdicts of every serve target.
+func serveVerdicts(s *summary) map[string]string {
+	return map[string]string{
 		"lost == 0":              passMiss(s.Lost == 0),
 		"duplicated == 0":        passMiss(s.Duplicated == 0),
 		"raw_duplicated == 0":    passMiss(s.RawDuplicated == 0),
@@ -427,8 +443,6 @@ func harness(o *options) error {
 			return true
 		}()),
 	}
-	s.WorkDir = keepWork(o, work, s.Verdicts)
-	return report(root, o, started, s, func() { printSummary(s) })
 }
 
 func serveArgs(bucket, walDir string, o *options) []string {

@@ -330,26 +330,9 @@ func runOutage(o *options, oo *outageOptions) error {
 	// Storage up, restart on the same WAL and stop cleanly: everything is stored.
 	peer.Switch.Set(stateUp)
 	logf("storage up; final start, then SIGTERM ...")
-	c, err := startServe(o.Tracectl, args, logFile, "final")
-	if err != nil {
-		return fmt.Errorf("final start: %w (work directory %s kept)", err, work)
-	}
-	t0 := time.Now()
-	if err := c.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+	if err := finalStop(o, args, logFile, work, &s.summary); err != nil {
 		return err
 	}
-	select {
-	case err := <-c.exited:
-		s.CleanStop = err == nil
-		if err != nil {
-			logf("clean stop: serve exited with %v", err)
-		}
-	case <-time.After(3 * time.Minute):
-		c.cmd.Process.Kill()
-		<-c.exited
-		logf("clean stop: serve did not exit within 3m; killed")
-	}
-	s.CleanStopMs = time.Since(t0).Milliseconds()
 
 	if o.Control {
 		key, err := controlDeleteMeta(ctx, hb)
@@ -377,26 +360,10 @@ func runOutage(o *options, oo *outageOptions) error {
 	for k := range f.KillsByKind {
 		everyKindFaulted = everyKindFaulted && f.FaultedByKind[k] > 0
 	}
-	s.Verdicts = map[string]string{
-		"lost == 0":              passMiss(s.Lost == 0),
-		"duplicated == 0":        passMiss(s.Duplicated == 0),
-		"raw_duplicated == 0":    passMiss(s.RawDuplicated == 0),
-		"unknown == 0":           passMiss(s.Unknown == 0),
-		"unreadable blocks == 0": passMiss(s.Unreadable == 0 && len(s.VerifyProblems) == 0),
-		"clean stop":             passMiss(s.CleanStop),
-		"find-trace agrees":      passMiss(s.FindMismatches == 0),
-		"load ran (acked > 0 every protocol)": passMiss(func() bool {
-			for _, p := range protocols {
-				if s.PerProtocol[p] == nil || s.PerProtocol[p].Acked == 0 {
-					return false
-				}
-			}
-			return true
-		}()),
-		"ready while storage down (every start with storage down)":        passMiss(f.StartsDown > 0 && f.ReadyWhileDown == f.StartsDown),
-		"accepting during outages (acked > 0; only limit refusals)":       passMiss(f.AckedDuringOutage > 0 && f.OtherErrorsDuringOutage == 0),
-		"outages took effect (serve's store requests failed, every kind)": passMiss(everyKindFaulted),
-	}
+	s.Verdicts = serveVerdicts(&s.summary)
+	s.Verdicts["ready while storage down (every start with storage down)"] = passMiss(f.StartsDown > 0 && f.ReadyWhileDown == f.StartsDown)
+	s.Verdicts["accepting during outages (acked > 0; only limit refusals)"] = passMiss(f.AckedDuringOutage > 0 && f.OtherErrorsDuringOutage == 0)
+	s.Verdicts["outages took effect (serve's store requests failed, every kind)"] = passMiss(everyKindFaulted)
 	s.WorkDir = keepWork(o, work, s.Verdicts)
 	return report(root, o, started, s, func() { printSummary(&s.summary); printOutage(s) })
 }
