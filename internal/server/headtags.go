@@ -21,11 +21,7 @@ func (s *Server) HeadTags(tenantID string) *headtags.Index {
 	s.tagsMu.Lock()
 	defer s.tagsMu.Unlock()
 	var todo []rawPiece
-	collect := func(tenants map[string]*tenantHead) {
-		th := tenants[tenantID]
-		if th == nil {
-			return
-		}
+	s.eachUnstored(tenantID, func(th *tenantHead) {
 		for _, ht := range th.traces {
 			for _, p := range ht.pieces {
 				if p.tags != nil && !p.tags.taken {
@@ -34,17 +30,7 @@ func (s *Server) HeadTags(tenantID string) *headtags.Index {
 				}
 			}
 		}
-	}
-	s.cutMu.RLock()
-	s.head.mu.Lock()
-	collect(s.head.tenants)
-	s.head.mu.Unlock()
-	s.flushMu.Lock()
-	for _, snap := range s.flushing {
-		collect(snap.tenants)
-	}
-	s.flushMu.Unlock()
-	s.cutMu.RUnlock()
+	})
 	var scratch []byte
 	for i := range todo {
 		td, sc, err := decodePieces(todo[i:i+1], scratch)

@@ -756,16 +756,12 @@ func (s *Server) Flush(ctx context.Context) error {
 // FindInHead returns the pieces of a trace that are not in stored blocks
 // yet: in the head or waiting to be flushed. The caller owns them.
 func (s *Server) FindInHead(tenantID string, id block.TraceID) []ptrace.Traces {
-	s.cutMu.RLock()
-	s.head.mu.Lock()
-	pieces := piecesIn(s.head.tenants, tenantID, id)
-	s.head.mu.Unlock()
-	s.flushMu.Lock()
-	for _, snap := range s.flushing {
-		pieces = append(pieces, piecesIn(snap.tenants, tenantID, id)...)
-	}
-	s.flushMu.Unlock()
-	s.cutMu.RUnlock()
+	var pieces []rawPiece
+	s.eachUnstored(tenantID, func(th *tenantHead) {
+		if ht := th.traces[id]; ht != nil {
+			pieces = append(pieces, ht.pieces...)
+		}
+	})
 	return decodeEach(pieces)
 }
 
@@ -776,28 +772,34 @@ func (s *Server) FindInHead(tenantID string, id block.TraceID) []ptrace.Traces {
 // of traces is unspecified.
 func (s *Server) ForEachHeadTrace(tenantID string, fn func(id block.TraceID, parts []ptrace.Traces) bool) {
 	all := map[block.TraceID][]rawPiece{}
-	collect := func(tenants map[string]*tenantHead) {
-		th := tenants[tenantID]
-		if th == nil {
-			return
-		}
+	s.eachUnstored(tenantID, func(th *tenantHead) {
 		for id, ht := range th.traces {
 			all[id] = append(all[id], ht.pieces...)
 		}
-	}
-	s.cutMu.RLock()
-	s.head.mu.Lock()
-	collect(s.head.tenants)
-	s.head.mu.Unlock()
-	s.flushMu.Lock()
-	for _, snap := range s.flushing {
-		collect(snap.tenants)
-	}
-	s.flushMu.Unlock()
-	s.cutMu.RUnlock()
+	})
 	for id, pieces := range all {
 		if !fn(id, decodeEach(pieces)) {
 			return
+		}
+	}
+}
+
+// eachUnstored calls fn with tenantID's part of the head and of every
+// snapshot being flushed, under the locks that keep them still: fn must
+// be quick and must not keep the maps.
+func (s *Server) eachUnstored(tenantID string, fn func(th *tenantHead)) {
+	s.cutMu.RLock()
+	defer s.cutMu.RUnlock()
+	s.head.mu.Lock()
+	if th := s.head.tenants[tenantID]; th != nil {
+		fn(th)
+	}
+	s.head.mu.Unlock()
+	s.flushMu.Lock()
+	defer s.flushMu.Unlock()
+	for _, snap := range s.flushing {
+		if th := snap.tenants[tenantID]; th != nil {
+			fn(th)
 		}
 	}
 }
