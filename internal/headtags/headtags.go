@@ -57,8 +57,12 @@ type Key struct {
 	Value Value
 }
 
-var statusNames = []string{"unset", "ok", "error"}
-var kindNames = []string{"unspecified", "internal", "server", "client", "producer", "consumer"}
+// StatusNames and KindNames are TraceQL's keywords for span status and
+// kind codes, by code.
+var (
+	StatusNames = []string{"unset", "ok", "error"}
+	KindNames   = []string{"unspecified", "internal", "server", "client", "producer", "consumer"}
+)
 
 // ValueOf types v as the tag-values answer does; ok is false for the
 // values it does not list.
@@ -115,11 +119,11 @@ func Summarize(td ptrace.Traces) []Key {
 					attrs(Link, sp.Links().At(l).Attributes())
 				}
 				seen[Key{Intrinsic, IntrinsicName, Value{"string", sp.Name()}}] = struct{}{}
-				if c := int(sp.Status().Code()); c >= 0 && c < len(statusNames) {
-					seen[Key{Intrinsic, IntrinsicStatus, Value{"keyword", statusNames[c]}}] = struct{}{}
+				if c := int(sp.Status().Code()); c >= 0 && c < len(StatusNames) {
+					seen[Key{Intrinsic, IntrinsicStatus, Value{"keyword", StatusNames[c]}}] = struct{}{}
 				}
-				if c := int(sp.Kind()); c >= 0 && c < len(kindNames) {
-					seen[Key{Intrinsic, IntrinsicKind, Value{"keyword", kindNames[c]}}] = struct{}{}
+				if c := int(sp.Kind()); c >= 0 && c < len(KindNames) {
+					seen[Key{Intrinsic, IntrinsicKind, Value{"keyword", KindNames[c]}}] = struct{}{}
 				}
 				if m := sp.Status().Message(); m != "" {
 					seen[Key{Intrinsic, IntrinsicStatusMessage, Value{"string", m}}] = struct{}{}

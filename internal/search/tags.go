@@ -3,7 +3,6 @@ package search
 import (
 	"context"
 	"sort"
-	"strconv"
 	"sync"
 
 	"go.opentelemetry.io/collector/pdata/pcommon"
@@ -11,6 +10,7 @@ import (
 
 	"github.com/tracectl/tracectl/internal/blocks"
 	"github.com/tracectl/tracectl/internal/blocks/block"
+	"github.com/tracectl/tracectl/internal/headtags"
 	"github.com/tracectl/tracectl/internal/traceql"
 )
 
@@ -226,21 +226,14 @@ func (e *Engine) TagNames(ctx context.Context, tenant string, metas []*block.Met
 // tagValueOf is a value as Tempo's v2 answer types it; ok is false for
 // values it does not list (arrays, maps, bytes).
 func tagValueOf(v pcommon.Value) (TagValue, bool) {
-	switch v.Type() {
-	case pcommon.ValueTypeStr:
-		return TagValue{Type: "string", Value: v.Str()}, true
-	case pcommon.ValueTypeInt:
-		return TagValue{Type: "int", Value: strconv.FormatInt(v.Int(), 10)}, true
-	case pcommon.ValueTypeDouble:
-		return TagValue{Type: "float", Value: strconv.FormatFloat(v.Double(), 'g', -1, 64)}, true
-	case pcommon.ValueTypeBool:
-		return TagValue{Type: "bool", Value: strconv.FormatBool(v.Bool())}, true
-	}
-	return TagValue{}, false
+	tv, ok := headtags.ValueOf(v)
+	return TagValue(tv), ok
 }
 
-var statusNames = []string{"unset", "ok", "error"}
-var kindNames = []string{"unspecified", "internal", "server", "client", "producer", "consumer"}
+var (
+	statusNames = headtags.StatusNames
+	kindNames   = headtags.KindNames
+)
 
 // TagValues answers /api/search/tag/<tag>/values and the v2 form: the
 // distinct values of one attribute over the spans (matching Query, if set)
