@@ -64,6 +64,7 @@ type serveOptions struct {
 	QueryTimeout       time.Duration
 	QueryMaxConcurrent int
 	QueryMaxTraceBytes int64
+	QueryBloomCache    int64
 
 	LogFormat       string
 	LogLevel        string
@@ -149,6 +150,7 @@ With --multitenancy queries name their tenant in X-Scope-OrgID.
 	f.DurationVar(&o.QueryTimeout, "query-timeout", query.DefaultQueryTimeout, "longest a query may run before it is answered 504 (env TRACECTL_QUERY_TIMEOUT)")
 	f.IntVar(&o.QueryMaxConcurrent, "query-max-concurrent", query.DefaultMaxConcurrent, "queries run at once; more wait briefly, then get 429 (env TRACECTL_QUERY_MAX_CONCURRENT)")
 	f.Int64Var(&o.QueryMaxTraceBytes, "query-max-trace-bytes", query.DefaultMaxTraceBytes, "largest trace returned by ID; a larger one is cut and marked partial (env TRACECTL_QUERY_MAX_TRACE_BYTES)")
+	f.Int64Var(&o.QueryBloomCache, "query-bloom-cache-bytes", query.DefaultBloomCacheBytes, "memory kept for the bloom filters that trace by ID reads; each block's filter takes 100 KiB or more, so a bucket of many blocks wants more (env TRACECTL_QUERY_BLOOM_CACHE_BYTES)")
 	f.StringVar(&o.LogFormat, "log-format", "text", "log format: text or json (env TRACECTL_LOG_FORMAT)")
 	f.StringVar(&o.LogLevel, "log-level", "info", "log level: debug, info, warn, error (env TRACECTL_LOG_LEVEL)")
 	f.DurationVar(&o.ShutdownTimeout, "shutdown-timeout", 30*time.Second, "how long to wait for in-flight requests at shutdown (env TRACECTL_SHUTDOWN_TIMEOUT)")
@@ -268,8 +270,8 @@ func runServe(ctx context.Context, g *globalOptions, o *serveOptions) error {
 	for _, k := range rc.Ignored {
 		log.Warn("config key has no effect in tracectl", "key", k)
 	}
-	if o.QueryPollInterval <= 0 || o.QueryTimeout <= 0 || o.QueryMaxConcurrent <= 0 || o.QueryMaxTraceBytes <= 0 {
-		return usageError("--query-poll-interval, --query-timeout, --query-max-concurrent and --query-max-trace-bytes must be positive")
+	if o.QueryPollInterval <= 0 || o.QueryTimeout <= 0 || o.QueryMaxConcurrent <= 0 || o.QueryMaxTraceBytes <= 0 || o.QueryBloomCache <= 0 {
+		return usageError("--query-poll-interval, --query-timeout, --query-max-concurrent, --query-max-trace-bytes and --query-bloom-cache-bytes must be positive")
 	}
 
 	// The bucket is checked (it exists, the credentials work) while serve
@@ -284,6 +286,11 @@ func runServe(ctx context.Context, g *globalOptions, o *serveOptions) error {
 	var lateCheck <-chan error
 	select {
 	case err := <-checked:
+		if err != nil && ctx.Err() != nil {
+			// SIGTERM or Ctrl-C before anything was accepted: a clean stop.
+			log.Info("stopped before start-up finished; nothing was accepted")
+			return nil
+		}
 		if err != nil {
 			return err
 		}
@@ -322,7 +329,7 @@ func runServe(ctx context.Context, g *globalOptions, o *serveOptions) error {
 	qa, err := query.New(query.Config{
 		Bucket: b, Head: srv, MultiTenancy: rc.MultiTenancy,
 		PollInterval: o.QueryPollInterval, QueryTimeout: o.QueryTimeout,
-		MaxConcurrent: o.QueryMaxConcurrent, MaxTraceBytes: o.QueryMaxTraceBytes,
+		MaxConcurrent: o.QueryMaxConcurrent, MaxTraceBytes: o.QueryMaxTraceBytes, BloomCacheBytes: o.QueryBloomCache,
 		Ready: ready.Load, BuildInfo: query.BuildInfo{Version: version, Revision: commit, BuildDate: date},
 		Logger: log, Registry: reg,
 	})

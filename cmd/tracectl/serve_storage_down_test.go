@@ -18,6 +18,7 @@ import (
 
 	"github.com/tracectl/tracectl/internal/blocks"
 	"github.com/tracectl/tracectl/internal/blocks/block"
+	"github.com/tracectl/tracectl/internal/iostreams"
 	"github.com/tracectl/tracectl/internal/storage"
 	"github.com/tracectl/tracectl/internal/storage/storagetest"
 )
@@ -142,6 +143,23 @@ func TestServeStartsWhileStorageIsDown(t *testing.T) {
 		res := runCLI(t, false, serveArgs(s3.URL("no-such-bucket"), filepath.Join(t.TempDir(), "wal"))...)
 		if res.code == 0 || !strings.Contains(res.stderr, "no-such-bucket") {
 			t.Errorf("serve on a missing bucket: exit %d, %s; want a failure naming the bucket", res.code, res.stderr)
+		}
+	})
+	t.Run("stopped during the wait", func(t *testing.T) {
+		// Ctrl-C or SIGTERM while serve still waits for the check is a
+		// clean stop (exit 0), not the context's error.
+		p := startOutageProxy(t, s3.Addr)
+		p.mode.Store("hang")
+		defer func(d time.Duration) { serveStorageCheckWait = d }(serveStorageCheckWait)
+		serveStorageCheckWait = time.Minute
+		isolateEnv(t)
+		ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+		defer cancel()
+		io, _, _, errOut := iostreams.Test(false)
+		start := time.Now()
+		code := run(ctx, serveArgs(storagetest.S3URL(p.addr, "traces"), filepath.Join(t.TempDir(), "wal")), io)
+		if code != 0 || !strings.Contains(errOut.String(), "stopped before start-up finished") || time.Since(start) > 30*time.Second {
+			t.Errorf("serve stopped while waiting for storage: exit %d after %s; want 0 and a clean stop:\n%s", code, time.Since(start).Round(time.Millisecond), errOut)
 		}
 	})
 	t.Run("missing bucket answered late", func(t *testing.T) {

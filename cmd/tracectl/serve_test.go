@@ -15,6 +15,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -522,10 +523,71 @@ func streamSearchWith(t *testing.T, addr string, req []byte, creds credentials.T
 
 func TestServeQueryFlagsValidated(t *testing.T) {
 	isolateEnv(t)
-	for _, flag := range []string{"--query-poll-interval=0s", "--query-timeout=-1s", "--query-max-concurrent=0", "--query-max-trace-bytes=0"} {
+	for _, flag := range []string{"--query-poll-interval=0s", "--query-timeout=-1s", "--query-max-concurrent=0", "--query-max-trace-bytes=0", "--query-bloom-cache-bytes=0"} {
 		res := runCLI(t, false, "serve", flag, "--storage", "mem://")
 		if res.code != exitUsage || !strings.Contains(res.stderr, "must be positive") {
 			t.Errorf("%s: exit %d, stderr %q", flag, res.code, res.stderr)
 		}
+	}
+}
+
+// TestServeBloomCacheFlag: --query-bloom-cache-bytes bounds the bloom
+// shards trace by ID keeps. Room for one shard (a block's shard is 100 KiB)
+// keeps one after queries of three blocks; the default would keep three.
+func TestServeBloomCacheFlag(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts tracectl processes")
+	}
+	isolateEnv(t)
+	dir := t.TempDir()
+	const limit = 150 << 10
+	c := startTracectl(t, serveArgs("file://"+filepath.Join(dir, "bucket"), filepath.Join(dir, "wal"),
+		"--max-block-duration", "100ms", "--trace-idle-period", "-1ns", "--query-poll-interval", "1h",
+		"--query-bloom-cache-bytes", strconv.Itoa(limit))...)
+	defer func() {
+		_ = c.cmd.Process.Signal(syscall.SIGTERM)
+		c.wait(t, 30*time.Second)
+	}()
+	get := func(path string) (int, string) {
+		resp, err := http.Get("http://" + c.http + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	var ids []block.TraceID
+	for seq := uint64(1); seq <= 3; seq++ {
+		td, id := makeTrace(100+seq, 2)
+		pb, _ := ptraceotlp.NewExportRequestFromTraces(td).MarshalProto()
+		resp, err := http.Post("http://"+c.addrs["otlp_http"]+"/v1/traces", "application/x-protobuf", bytes.NewReader(pb))
+		if err != nil || resp.StatusCode != 200 {
+			t.Fatalf("OTLP/HTTP post: %v %v", err, resp)
+		}
+		resp.Body.Close()
+		ids = append(ids, id)
+		// One block per trace: wait for this trace's block.
+		deadline := time.Now().Add(30 * time.Second)
+		for strings.Count(c.log(), `"msg":"block stored"`) < int(seq) {
+			if time.Now().After(deadline) {
+				t.Fatalf("block %d not stored:\n%s", seq, c.log())
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	for _, id := range ids {
+		if code, body := get("/api/traces/" + id.Hex()); code != 200 || strings.Count(body, `"spanId"`) != 2 {
+			t.Fatalf("trace %s: %d %.200s", id.Hex(), code, body)
+		}
+	}
+	_, metrics := get("/metrics")
+	m := regexp.MustCompile(`(?m)^tracectl_query_bloom_cache_bytes (\S+)$`).FindStringSubmatch(metrics)
+	if m == nil {
+		t.Fatal("/metrics lacks tracectl_query_bloom_cache_bytes")
+	}
+	held, _ := strconv.ParseFloat(m[1], 64)
+	if held <= 0 || held > limit {
+		t.Errorf("bloom cache holds %v bytes after 3 blocks were asked; want some, at most the %d of the flag", held, limit)
 	}
 }
