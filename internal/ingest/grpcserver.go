@@ -44,9 +44,7 @@ var (
 
 // grpcServer is the listener and lifecycle shared by the gRPC receivers.
 type grpcServer struct {
-	base
-	cfg    Config
-	tlsCfg *tls.Config
+	listenerBase
 
 	mu   sync.Mutex
 	srv  *grpc.Server
@@ -55,18 +53,34 @@ type grpcServer struct {
 }
 
 func newGRPCServer(protocol string, cfg Config, c Consumer, log *slog.Logger, reg prometheus.Registerer) (*grpcServer, error) {
-	b, err := newBase(protocol, c, log, reg)
+	lb, err := newListenerBase(protocol, cfg, c, log, reg)
 	if err != nil {
 		return nil, err
 	}
+	return &grpcServer{listenerBase: lb}, nil
+}
+
+// listenerBase is what every receiver that listens on a port holds: the
+// pipeline, its endpoint configuration and the loaded TLS settings.
+type listenerBase struct {
+	base
+	cfg    Config
+	tlsCfg *tls.Config
+}
+
+func newListenerBase(protocol string, cfg Config, c Consumer, log *slog.Logger, reg prometheus.Registerer) (listenerBase, error) {
+	b, err := newBase(protocol, c, log, reg)
+	if err != nil {
+		return listenerBase{}, err
+	}
 	tlsCfg, err := cfg.TLS.load()
 	if err != nil {
-		return nil, fmt.Errorf("%s receiver: %w", protocol, err)
+		return listenerBase{}, fmt.Errorf("%s receiver: %w", protocol, err)
 	}
 	if cfg.Endpoint == "" {
-		return nil, fmt.Errorf("%s receiver: no endpoint to listen on", protocol)
+		return listenerBase{}, fmt.Errorf("%s receiver: no endpoint to listen on", protocol)
 	}
-	return &grpcServer{base: b, cfg: cfg, tlsCfg: tlsCfg}, nil
+	return listenerBase{base: b, cfg: cfg, tlsCfg: tlsCfg}, nil
 }
 
 func (g *grpcServer) start(ctx context.Context, desc *grpc.ServiceDesc, impl any) error {

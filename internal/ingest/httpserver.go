@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"compress/zlib"
 	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -26,9 +25,7 @@ import (
 // httpServer is the listener and lifecycle shared by the HTTP receivers;
 // each protocol supplies its routes.
 type httpServer struct {
-	base
-	cfg    Config
-	tlsCfg *tls.Config
+	listenerBase
 
 	mu   sync.Mutex
 	srv  *http.Server
@@ -37,18 +34,11 @@ type httpServer struct {
 }
 
 func newHTTPServer(protocol string, cfg Config, c Consumer, log *slog.Logger, reg prometheus.Registerer) (*httpServer, error) {
-	b, err := newBase(protocol, c, log, reg)
+	lb, err := newListenerBase(protocol, cfg, c, log, reg)
 	if err != nil {
 		return nil, err
 	}
-	tlsCfg, err := cfg.TLS.load()
-	if err != nil {
-		return nil, fmt.Errorf("%s receiver: %w", protocol, err)
-	}
-	if cfg.Endpoint == "" {
-		return nil, fmt.Errorf("%s receiver: no endpoint to listen on", protocol)
-	}
-	return &httpServer{base: b, cfg: cfg, tlsCfg: tlsCfg}, nil
+	return &httpServer{listenerBase: lb}, nil
 }
 
 // start listens and serves mux.
