@@ -278,6 +278,27 @@ func PutDedicated(dst pcommon.Map, d *Group, slots []Slot) {
 	}
 }
 
+// PutSpanFields sets the span columns vParquet3 and vParquet5 share (IDs, name,
+// kind, trace state, times, status) from the span group g, and returns the
+// stored span ID bytes (for errors) and the start time.
+func PutSpanFields(g *Group, tid pcommon.TraceID, sp ptrace.Span) (sid []byte, start uint64) {
+	sp.SetTraceID(tid)
+	sid = g.Bytes("SpanID")
+	sp.SetSpanID(SpanID(sid))
+	if p := g.Bytes("ParentSpanID"); len(p) > 0 {
+		sp.SetParentSpanID(SpanID(p))
+	}
+	sp.SetName(g.Str("Name"))
+	sp.SetKind(ptrace.SpanKind(g.Int64("Kind")))
+	sp.TraceState().FromRaw(g.Str("TraceState"))
+	start = g.Uint64("StartTimeUnixNano")
+	sp.SetStartTimestamp(pcommon.Timestamp(start))
+	sp.SetEndTimestamp(pcommon.Timestamp(start + g.Uint64("DurationNano")))
+	sp.Status().SetCode(ptrace.StatusCode(g.Int64("StatusCode")))
+	sp.Status().SetMessage(g.Str("StatusMessage"))
+	return sid, start
+}
+
 // SpanID converts stored span ID bytes (8 as OTLP sends them) to a span ID,
 // left-padding shorter IDs with zeros and keeping the last 8 bytes of longer
 // ones.

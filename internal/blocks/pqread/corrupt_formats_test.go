@@ -14,6 +14,7 @@ import (
 
 	"github.com/tracectl/tracectl/internal/blocks/block"
 	"github.com/tracectl/tracectl/internal/blocks/pqread"
+	"github.com/tracectl/tracectl/internal/blocks/pqread/pqreadtest"
 	"github.com/tracectl/tracectl/internal/blocks/vparquet3"
 	"github.com/tracectl/tracectl/internal/blocks/vparquet5"
 	"github.com/tracectl/tracectl/internal/otlptest"
@@ -44,22 +45,7 @@ var formats = []struct {
 // fixtureMetas returns the metas of a fixture bucket, smallest data first.
 func fixtureMetas(t *testing.T, dir string) []block.Meta {
 	t.Helper()
-	files, err := filepath.Glob(filepath.Join(testfix.Path(t, "tempo", dir), "single-tenant", "*", block.MetaName))
-	if err != nil || len(files) == 0 {
-		t.Fatalf("no blocks in fixture %s: %v", dir, err)
-	}
-	var metas []block.Meta
-	for _, f := range files {
-		data, err := os.ReadFile(f)
-		if err != nil {
-			t.Fatal(err)
-		}
-		m, err := block.ParseMeta(f, data)
-		if err != nil {
-			t.Fatal(err)
-		}
-		metas = append(metas, *m)
-	}
+	metas := pqreadtest.FixtureMetas(t, dir)
 	sort.Slice(metas, func(i, j int) bool { return metas[i].Size < metas[j].Size })
 	return metas
 }

@@ -84,20 +84,7 @@ func (b *Block) convertRow(row *pqread.Group, tid pcommon.TraceID, td ptrace.Tra
 }
 
 func (b *Block) convertSpan(g *pqread.Group, tid pcommon.TraceID, sp ptrace.Span) error {
-	sp.SetTraceID(tid)
-	sid := g.Bytes("SpanID")
-	sp.SetSpanID(pqread.SpanID(sid))
-	if p := g.Bytes("ParentSpanID"); len(p) > 0 {
-		sp.SetParentSpanID(pqread.SpanID(p))
-	}
-	sp.SetName(g.Str("Name"))
-	sp.SetKind(ptrace.SpanKind(g.Int64("Kind")))
-	sp.TraceState().FromRaw(g.Str("TraceState"))
-	start := g.Uint64("StartTimeUnixNano")
-	sp.SetStartTimestamp(pcommon.Timestamp(start))
-	sp.SetEndTimestamp(pcommon.Timestamp(start + g.Uint64("DurationNano")))
-	sp.Status().SetCode(ptrace.StatusCode(g.Int64("StatusCode")))
-	sp.Status().SetMessage(g.Str("StatusMessage"))
+	sid, start := pqread.PutSpanFields(g, tid, sp)
 	if err := pqread.PutGenericAttrs(sp.Attributes(), g.List("Attrs")); err != nil {
 		return fmt.Errorf("span %x: %w", sid, err)
 	}

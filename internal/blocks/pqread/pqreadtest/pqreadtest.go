@@ -34,8 +34,16 @@ type Expected func(t *testing.T, td ptrace.Traces, metas []block.Meta) ptrace.Tr
 // with the metas of its live blocks, sorted by block ID.
 func FixtureBlocks(t *testing.T, dir string) (*storage.Bucket, []block.Meta) {
 	t.Helper()
+	b := storagetest.OpenDir(t, testfix.Path(t, "tempo", dir))
+	metas := FixtureMetas(t, dir)
+	sort.Slice(metas, func(i, j int) bool { return metas[i].BlockID.String() < metas[j].BlockID.String() })
+	return b, metas
+}
+
+// FixtureMetas returns the metas of the live blocks of fixtures/tempo/<dir>.
+func FixtureMetas(t *testing.T, dir string) []block.Meta {
+	t.Helper()
 	root := testfix.Path(t, "tempo", dir)
-	b := storagetest.OpenDir(t, root)
 	files, err := filepath.Glob(filepath.Join(root, "single-tenant", "*", block.MetaName))
 	if err != nil || len(files) == 0 {
 		t.Fatalf("no blocks under %s: %v", root, err)
@@ -52,8 +60,7 @@ func FixtureBlocks(t *testing.T, dir string) (*storage.Bucket, []block.Meta) {
 		}
 		metas = append(metas, *m)
 	}
-	sort.Slice(metas, func(i, j int) bool { return metas[i].BlockID.String() < metas[j].BlockID.String() })
-	return b, metas
+	return metas
 }
 
 // ReadAll iterates every block and returns the traces per ID (parts of a
