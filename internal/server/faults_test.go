@@ -191,25 +191,10 @@ func (l lockedWriter) Write(p []byte) (int, error) {
 // span by span, and checks that no span is stored twice.
 func checkAccepted(t *testing.T, b *storage.Bucket, tenantID string, accepted map[string]ptrace.Traces) {
 	t.Helper()
-	ctx := context.Background()
-	l, err := blocks.List(ctx, b, tenantID, blocks.ListOptions{})
-	if err != nil || len(l.Problems) > 0 {
-		t.Fatalf("list: %v %v", err, l.Problems)
+	if checkBucket(t, b, tenantID, accepted); t.Failed() {
+		return
 	}
-	var metas []*block.Meta
-	for _, bi := range l.Blocks {
-		metas = append(metas, bi.Meta)
-	}
-	for id, want := range accepted {
-		tid, _ := block.ParseTraceID(id)
-		res, err := blocks.FindTrace(ctx, b, metas, tid, blocks.FindOptions{})
-		if err != nil || !res.Found {
-			t.Fatalf("accepted trace %s not stored: %v", id, err)
-		}
-		if !otlptest.AssertEqual(t, want, res.Trace, otlptest.MaxDiffs(3)) {
-			return
-		}
-	}
+	metas := ListMetas(t, b, tenantID)
 	// Each span as many times as it was accepted (the corpus sends one
 	// span twice, on purpose), no more: a retried flush adds no copy.
 	stored := storedSpans(t, b, metas)

@@ -248,7 +248,7 @@ func TestProtocols(t *testing.T) {
 		if !slices.Contains(tenants, tenantA) {
 			t.Errorf("tenants %v, want %s among them", tenants, tenantA)
 		}
-		metas := listMetas(t, bucket, ingest.DefaultTenant)
+		metas := server.ListMetas(t, bucket, ingest.DefaultTenant)
 		for _, id := range traceIDsOf(want) {
 			res, err := blocks.FindTrace(ctx, bucket, metas, id, blocks.FindOptions{})
 			if err != nil || res.Found {
@@ -954,7 +954,7 @@ func checkStored(t *testing.T, srv *server.Server, b *storage.Bucket, tenantID s
 		}
 	}
 	var fresh []*block.Meta
-	for _, m := range listMetas(t, b, tenantID) {
+	for _, m := range server.ListMetas(t, b, tenantID) {
 		if !slices.Contains(before, m.BlockID.String()) {
 			fresh = append(fresh, m)
 		}
@@ -1003,7 +1003,7 @@ func checkStored(t *testing.T, srv *server.Server, b *storage.Bucket, tenantID s
 		// A query for the shortest span's own time window (within
 		// whole seconds of it) must not prune the block.
 		st, en := shortestSpan(want, id)
-		res, err = blocks.FindTrace(ctx, b, listMetas(t, b, tenantID), id, blocks.FindOptions{Start: st, End: en})
+		res, err = blocks.FindTrace(ctx, b, server.ListMetas(t, b, tenantID), id, blocks.FindOptions{Start: st, End: en})
 		if err != nil || !res.Found {
 			t.Errorf("trace %s not found when searching [%v, %v]: %v", id, st, en, err)
 		}
@@ -1077,23 +1077,10 @@ func headSpans(pieces []ptrace.Traces) int {
 	return n
 }
 
-func listMetas(t *testing.T, b *storage.Bucket, tenantID string) []*block.Meta {
-	t.Helper()
-	l, err := blocks.List(context.Background(), b, tenantID, blocks.ListOptions{})
-	if err != nil || len(l.Problems) > 0 {
-		t.Fatalf("listing %s: %v %v", tenantID, err, l.Problems)
-	}
-	var metas []*block.Meta
-	for _, bi := range l.Blocks {
-		metas = append(metas, bi.Meta)
-	}
-	return metas
-}
-
 func blockIDs(t *testing.T, b *storage.Bucket, tenantID string) []string {
 	t.Helper()
 	var ids []string
-	for _, m := range listMetas(t, b, tenantID) {
+	for _, m := range server.ListMetas(t, b, tenantID) {
 		ids = append(ids, m.BlockID.String())
 	}
 	slices.Sort(ids)

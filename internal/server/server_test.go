@@ -41,21 +41,28 @@ func newServer(t *testing.T, cfg Config) *Server {
 	return s
 }
 
-// checkBucket finds every trace of want (by ID) in the bucket's blocks.
-func checkBucket(t *testing.T, b *storage.Bucket, tenantID string, want map[string]ptrace.Traces) {
+// ListMetas lists the metas of a tenant's blocks, failing the test on a
+// listing error or problem. (Exported for the package's external tests.)
+func ListMetas(t *testing.T, b *storage.Bucket, tenantID string) []*block.Meta {
 	t.Helper()
-	ctx := context.Background()
-	l, err := blocks.List(ctx, b, tenantID, blocks.ListOptions{})
+	l, err := blocks.List(context.Background(), b, tenantID, blocks.ListOptions{})
 	if err != nil || len(l.Problems) > 0 {
-		t.Fatalf("list: %v %v", err, l.Problems)
+		t.Fatalf("listing %s: %v %v", tenantID, err, l.Problems)
 	}
 	var metas []*block.Meta
 	for _, bi := range l.Blocks {
 		metas = append(metas, bi.Meta)
 	}
+	return metas
+}
+
+// checkBucket finds every trace of want (by ID) in the bucket's blocks.
+func checkBucket(t *testing.T, b *storage.Bucket, tenantID string, want map[string]ptrace.Traces) {
+	t.Helper()
+	metas := ListMetas(t, b, tenantID)
 	for hex, td := range want {
 		id, _ := block.ParseTraceID(hex)
-		res, err := blocks.FindTrace(ctx, b, metas, id, blocks.FindOptions{})
+		res, err := blocks.FindTrace(context.Background(), b, metas, id, blocks.FindOptions{})
 		if err != nil || !res.Found {
 			t.Errorf("%s %s not found in the bucket: %v", otlptest.Label(hex), hex, err)
 			continue
