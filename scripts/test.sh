@@ -39,6 +39,11 @@ export PATH="$TOOLS/bin:$PATH"
 export AWS_EC2_METADATA_DISABLED=true
 export GOFLAGS="${GOFLAGS:--mod=readonly}"
 
+# go.mod and go.sum say exactly what the code needs (no edit is pending).
+if ! go mod tidy -diff >/dev/null; then
+  echo "scripts/test.sh: go.mod/go.sum are not tidy; run: GOTOOLCHAIN=$GOTOOLCHAIN go mod tidy" >&2
+  exit 1
+fi
 go vet ./...
 go test -count=1 -timeout 30m "$@" ./...
 
