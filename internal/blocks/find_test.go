@@ -3,6 +3,7 @@ package blocks
 import (
 	"context"
 	"errors"
+	"sync"
 	"testing"
 	"time"
 
@@ -19,13 +20,16 @@ import (
 // pruning and combining can be tested apart from any parquet format.
 type fakeFormat struct {
 	traces map[uuid.UUID]map[block.TraceID]ptrace.Traces
+	mu     sync.Mutex // FindTrace looks in blocks concurrently
 	calls  map[uuid.UUID]int
 	fail   map[uuid.UUID]error
 }
 
 func (f *fakeFormat) open(ctx context.Context, b *storage.Bucket, m *block.Meta) (TraceFinder, error) {
 	return finderFunc(func(ctx context.Context, id block.TraceID) (ptrace.Traces, bool, error) {
+		f.mu.Lock()
 		f.calls[m.BlockID]++
+		f.mu.Unlock()
 		if err := f.fail[m.BlockID]; err != nil {
 			return ptrace.Traces{}, false, err
 		}

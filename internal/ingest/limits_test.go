@@ -240,8 +240,10 @@ func TestHundredMBAttribute(t *testing.T) {
 				wantMsg(t, fmt.Sprintf("chunked=%v", chunked), string(body))
 				t.Logf("%s, 100 MB attribute, chunked=%v: %d in %v, %.1f MB allocated", c.name, chunked, code, elapsed.Round(time.Millisecond), float64(alloc)/1e6)
 				// Not buffered whole: the body is read no further than
-				// the limit (and with a length, not at all).
-				if alloc > 100<<20 {
+				// the limit (and with a length, not at all). Not under the
+				// race detector: its sync.Pool drops buffers at random,
+				// so the chunked client's writes allocate ~130 MB.
+				if alloc > 100<<20 && !raceEnabled {
 					t.Errorf("chunked=%v: %d MB allocated while refusing a 100 MB body with a 20 MiB limit", chunked, alloc>>20)
 				}
 			}
@@ -496,8 +498,11 @@ func TestGRPCPrefaceOnly(t *testing.T) {
 		if lo < 9*time.Second || hi > 15*time.Second {
 			t.Errorf("preface-only connections closed after %v to %v, want the 10 s connection timeout", lo, hi)
 		}
-		if worst > time.Second {
-			t.Errorf("normal export took %v", worst)
+		// Served beside them, not after them: well inside the 10 s the
+		// preface-only connections are held (a loaded machine or the race
+		// detector can make one export take a second).
+		if worst > 5*time.Second {
+			t.Errorf("normal export took %v beside preface-only connections", worst)
 		}
 	}
 }
