@@ -36,6 +36,11 @@ type tenantBlocks struct {
 	flushed  map[uuid.UUID]flushedBlock
 	lastUsed time.Time
 	polling  bool
+	// pollDone is closed when the poll running (polling) ends; gen counts
+	// successful polls; refreshed is when a query last asked for one.
+	pollDone  chan struct{}
+	gen       uint64
+	refreshed time.Time
 }
 
 type flushedBlock struct {
@@ -50,6 +55,12 @@ func newBlockList(cfg Config, m *metrics) *blockList {
 // get returns the live blocks of tenantID, listing the bucket first if the
 // tenant was not queried before. The slice is the caller's.
 func (l *blockList) get(ctx context.Context, tenantID string) ([]*block.Meta, error) {
+	metas, _, err := l.getGen(ctx, tenantID)
+	return metas, err
+}
+
+// getGen is get, also returning the list's generation for refresh.
+func (l *blockList) getGen(ctx context.Context, tenantID string) ([]*block.Meta, uint64, error) {
 	l.mu.Lock()
 	tb, ok := l.tenants[tenantID]
 	if !ok || tb.err != nil {
@@ -62,20 +73,21 @@ func (l *blockList) get(ctx context.Context, tenantID string) ([]*block.Meta, er
 	select {
 	case <-tb.ready:
 	case <-ctx.Done():
-		return nil, ctx.Err()
+		return nil, 0, ctx.Err()
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if tb.err != nil {
-		return nil, tb.err
+		return nil, 0, tb.err
 	}
-	return tb.snapshotLocked(), nil
+	return tb.snapshotLocked(), tb.gen, nil
 }
 
 // newTenantLocked makes (or resets after a failed first listing) the entry
 // of a tenant; old carries blocks announced meanwhile.
 func (l *blockList) newTenantLocked(tenantID string, old *tenantBlocks) *tenantBlocks {
-	tb := &tenantBlocks{ready: make(chan struct{}), flushed: map[uuid.UUID]flushedBlock{}, polling: true}
+	tb := &tenantBlocks{ready: make(chan struct{}), flushed: map[uuid.UUID]flushedBlock{}}
+	tb.startPollLocked()
 	if old != nil {
 		tb.flushed = old.flushed
 	}
@@ -142,7 +154,65 @@ func (l *blockList) added(tenantID string, meta *block.Meta) {
 	l.m.blocks.WithLabelValues(tenantID).Set(float64(len(tb.metas) + len(tb.flushed)))
 }
 
-// poll lists tenantID's blocks once and installs the result.
+// startPollLocked marks a poll of tb as running; the caller then runs poll.
+func (tb *tenantBlocks) startPollLocked() {
+	tb.polling = true
+	tb.pollDone = make(chan struct{})
+}
+
+// minRefreshInterval bounds how often queries make a tenant's blocks be
+// listed again (refresh), however many meet a block that is gone.
+const minRefreshInterval = time.Second
+
+// refresh lists tenantID's blocks again now, out of turn, because a query
+// met a block deleted since the last poll (a compactor elsewhere removed
+// it; its traces are in a block this list does not know yet). gen is the
+// generation of the list the query used (getGen). Queries of one tenant
+// share one listing: a list newer than gen is returned at once, a caller
+// arriving while a poll runs waits for it, and a tenant is listed for
+// refresh at most once per minRefreshInterval. It returns the list and
+// whether it is newer than gen.
+func (l *blockList) refresh(ctx context.Context, tenantID string, gen uint64) ([]*block.Meta, bool) {
+	l.mu.Lock()
+	tb, ok := l.tenants[tenantID]
+	if !ok || !isClosed(tb.ready) || tb.err != nil {
+		l.mu.Unlock()
+		return nil, false
+	}
+	done := tb.pollDone
+	switch {
+	case tb.gen != gen:
+		// Listed again since the caller's list was taken.
+		done = nil
+	case tb.polling:
+		// A poll is under way: wait for it rather than list twice at once.
+	case l.cfg.Now().Sub(tb.refreshed) >= minRefreshInterval:
+		tb.refreshed = l.cfg.Now()
+		tb.startPollLocked()
+		done = tb.pollDone
+		l.m.refreshes.Inc()
+		go l.poll(tenantID, tb)
+	default:
+		done = nil
+	}
+	l.mu.Unlock()
+	if done != nil {
+		select {
+		case <-done:
+		case <-ctx.Done():
+			return nil, false
+		}
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if tb.gen == gen {
+		return nil, false
+	}
+	return tb.snapshotLocked(), true
+}
+
+// poll lists tenantID's blocks once and installs the result. The caller
+// marked it running (startPollLocked).
 func (l *blockList) poll(tenantID string, tb *tenantBlocks) {
 	ctx, cancel := context.WithTimeout(context.Background(), max(l.cfg.QueryTimeout, time.Minute))
 	defer cancel()
@@ -156,6 +226,7 @@ func (l *blockList) poll(tenantID string, tb *tenantBlocks) {
 	first := !isClosed(tb.ready)
 	defer func() {
 		tb.polling = false
+		close(tb.pollDone)
 		if first {
 			close(tb.ready)
 		}
@@ -170,6 +241,7 @@ func (l *blockList) poll(tenantID string, tb *tenantBlocks) {
 	}
 	l.m.polls.WithLabelValues("ok").Inc()
 	tb.err = nil
+	tb.gen++
 	for _, p := range listing.Problems {
 		l.cfg.Logger.Warn("block left out of queries", "tenant", tenantID, "problem", p.Error())
 	}
@@ -237,7 +309,7 @@ func (l *blockList) pollAll() {
 		if tb.polling || !isClosed(tb.ready) {
 			continue
 		}
-		tb.polling = true
+		tb.startPollLocked()
 		jobs = append(jobs, job{id, tb})
 	}
 	l.mu.Unlock()

@@ -3,11 +3,17 @@ package query
 import (
 	"context"
 	"net/http"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"go.opentelemetry.io/collector/pdata/ptrace"
+
 	"github.com/tracectl/tracectl/internal/blocks/block"
 	"github.com/tracectl/tracectl/internal/otlptest"
+	"github.com/tracectl/tracectl/internal/storage/faulty"
 	"github.com/tracectl/tracectl/internal/storage/storagetest"
 )
 
@@ -44,6 +50,90 @@ func TestBlockWrittenElsewhereAppearsAfterOnePoll(t *testing.T) {
 	metas, err := a.blocks.get(context.Background(), "single-tenant")
 	if err != nil || len(metas) != 1 || metas[0].BlockID != second.BlockID {
 		t.Errorf("block list after compaction: %v %v", metas, err)
+	}
+}
+
+// TestBlockDeletedBeforePollIsListedAgain: a compactor elsewhere merged a
+// block into a new one and deleted it before this API's next poll (its
+// retention shorter than the poll). Trace by ID meets the missing block,
+// reads the list again at once and answers whole from the new block; many
+// queries meeting the gone block at once share one listing.
+func TestBlockDeletedBeforePollIsListedAgain(t *testing.T) {
+	corpus := otlptest.LoadCorpus(t)
+	ctx := context.Background()
+	b := storagetest.OpenMem(t)
+	lists := faulty.Install(b).Add(&faulty.Rule{Ops: []string{faulty.List}, Pass: true})
+	const tenant = "single-tenant"
+	ids := []string{otlptest.IDOf("P00"), otlptest.IDOf("P01"), otlptest.IDOf("P02")}
+	var traces []ptrace.Traces
+	for _, id := range ids {
+		traces = append(traces, corpus.ByID[id])
+	}
+	old := writeBlock(t, b, tenant, traces...)
+	a, base := startAPI(t, Config{Bucket: b, PollInterval: time.Hour})
+	spans := func(id string) int {
+		t.Helper()
+		got := get(t, base, "/api/traces/"+id)
+		if got.status != http.StatusOK {
+			t.Fatalf("%s: %s", otlptest.Label(id), got)
+		}
+		return strings.Count(string(got.body), `"spanId"`)
+	}
+	want := spans(ids[0]) // lists the tenant and caches the block's bloom shard
+
+	// compactAway stores the traces in a new block and deletes the old one.
+	compactAway := func(m *block.Meta) *block.Meta {
+		next := writeBlock(t, b, tenant, traces...)
+		objs, err := b.ListAll(ctx, tenant+"/"+m.BlockID.String()+"/", "")
+		if err != nil || len(objs) == 0 {
+			t.Fatalf("objects of block %s: %v %v", m.BlockID, objs, err)
+		}
+		for _, o := range objs {
+			if err := b.Delete(ctx, o.Key); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return next
+	}
+	next := compactAway(old)
+	before := lists.Fired()
+	if got := spans(ids[0]); got != want {
+		t.Fatalf("after its block was compacted away: %d spans, want %d", got, want)
+	}
+	if n := testutil.ToFloat64(a.m.refreshes); n != 1 {
+		t.Errorf("%v refreshes, want 1", n)
+	}
+	perListing := lists.Fired() - before
+
+	// Again, with 16 queries meeting the gone block at once.
+	time.Sleep(minRefreshInterval)
+	compactAway(next)
+	before = lists.Fired()
+	var wg sync.WaitGroup
+	for i := range 16 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			id := ids[i%len(ids)]
+			if got := get(t, base, "/api/traces/"+id); got.status != http.StatusOK || strings.Count(string(got.body), `"spanId"`) == 0 {
+				t.Errorf("%s beside 15 others after the compaction: %s", otlptest.Label(id), got)
+			}
+		}()
+	}
+	wg.Wait()
+	if n := testutil.ToFloat64(a.m.refreshes); n != 2 {
+		t.Errorf("%v refreshes after the second compaction, want 2 (one shared by 16 queries)", n)
+	}
+	if n := lists.Fired() - before; n != perListing {
+		t.Errorf("16 queries listed the bucket with %d list calls; one listing takes %d", n, perListing)
+	}
+	// A trace that is nowhere asks for no listing.
+	time.Sleep(minRefreshInterval)
+	if got := get(t, base, "/api/traces/"+otlptest.IDOf("P09")); got.status != http.StatusNotFound {
+		t.Errorf("P09, never stored: %s", got)
+	}
+	if n := testutil.ToFloat64(a.m.refreshes); n != 2 {
+		t.Errorf("a trace not found made the list be read again (%v refreshes)", n)
 	}
 }
 

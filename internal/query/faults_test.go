@@ -210,7 +210,9 @@ func TestSlowAndHungReads(t *testing.T) {
 	_, slowGroups := faultBlocks(t, b, "slow")
 	_, fastGroups := faultBlocks(t, b, "fast")
 	in := faulty.Install(b)
-	const timeout = 300 * time.Millisecond
+	// Long enough that a search through 20 ms reads answers on a loaded
+	// machine or under -race (300 ms was not), short enough to wait out.
+	const timeout = time.Second
 	_, base := startAPI(t, Config{Bucket: b, MultiTenancy: true, QueryTimeout: timeout, MaxConcurrent: 5, QueueTimeout: 50 * time.Millisecond})
 	slowID, fastID := slowGroups[0][0].Hex(), fastGroups[0][0].Hex()
 

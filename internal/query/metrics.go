@@ -6,8 +6,10 @@ type metrics struct {
 	requests *prometheus.CounterVec
 	duration *prometheus.HistogramVec
 	polls    *prometheus.CounterVec
-	blocks   *prometheus.GaugeVec
-	skipped  *prometheus.CounterVec
+	// refreshes counts listings out of turn (blockList.refresh).
+	refreshes prometheus.Counter
+	blocks    *prometheus.GaugeVec
+	skipped   *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -22,6 +24,10 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		polls: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "tracectl_query_blocklist_polls_total", Help: "Block list polls by result (ok, error).",
 		}, []string{"result"}),
+		refreshes: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "tracectl_query_blocklist_refreshes_total",
+			Help: "Block lists read again before their next poll because a query met a block deleted since the last one.",
+		}),
 		blocks: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "tracectl_query_blocklist_blocks", Help: "Blocks the query API knows per tenant.",
 		}, []string{"tenant"}),
@@ -31,7 +37,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}, []string{"query"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.requests, m.duration, m.polls, m.blocks, m.skipped)
+		reg.MustRegister(m.requests, m.duration, m.polls, m.refreshes, m.blocks, m.skipped)
 	}
 	return m
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/tracectl/tracectl/internal/blocks"
 	"github.com/tracectl/tracectl/internal/blocks/block"
 	"github.com/tracectl/tracectl/internal/render"
+	"github.com/tracectl/tracectl/internal/storage"
 )
 
 // ParseTraceID parses a trace ID as Tempo's API does: 1 to 32 hex digits in
@@ -107,7 +108,7 @@ func (a *API) FindTrace(ctx context.Context, tenantID string, id block.TraceID, 
 }
 
 func (a *API) findTrace(ctx context.Context, tenantID string, id block.TraceID, start, end time.Time) (*traceResult, error) {
-	metas, err := a.blocks.get(ctx, tenantID)
+	metas, gen, err := a.blocks.getGen(ctx, tenantID)
 	if err != nil {
 		return nil, fmt.Errorf("listing blocks of tenant %s: %w", tenantID, err)
 	}
@@ -115,9 +116,18 @@ func (a *API) findTrace(ctx context.Context, tenantID string, id block.TraceID, 
 	if a.cfg.Head != nil {
 		parts = a.cfg.Head.FindInHead(tenantID, id)
 	}
-	res, err := blocks.FindTrace(ctx, a.cfg.Bucket, metas, id, blocks.FindOptions{
-		Start: start, End: end, Concurrency: a.cfg.BlockConcurrency, Blooms: a.blooms,
-	})
+	opts := blocks.FindOptions{Start: start, End: end, Concurrency: a.cfg.BlockConcurrency, Blooms: a.blooms}
+	res, err := blocks.FindTrace(ctx, a.cfg.Bucket, metas, id, opts)
+	if res != nil && blockGone(res.Problems) {
+		// A block was deleted since the list was read (compacted
+		// elsewhere): its traces are in a block the list does not hold
+		// yet. Read the list again and ask once more, rather than answer
+		// without them until the next poll.
+		if fresh, ok := a.blocks.refresh(ctx, tenantID, gen); ok {
+			a.cfg.Logger.Info("a block was gone; trace by ID asked again with the block list read anew", "tenant", tenantID, "trace", id.Hex())
+			res, err = blocks.FindTrace(ctx, a.cfg.Bucket, fresh, id, opts)
+		}
+	}
 	if err != nil {
 		if len(parts) == 0 {
 			return nil, err
@@ -151,6 +161,17 @@ func (a *API) findTrace(ctx context.Context, tenantID string, id block.TraceID, 
 			a.cfg.MaxTraceBytes, size, total, out.trace.SpanCount())
 	}
 	return out, nil
+}
+
+// blockGone reports whether a problem is a block object that is not there:
+// the block was deleted after the list naming it was read.
+func blockGone(problems []blocks.Problem) bool {
+	for _, p := range problems {
+		if storage.KindOf(p.Err) == storage.KindNotFound {
+			return true
+		}
+	}
+	return false
 }
 
 // sortCombined orders the spans of each scope by start time and each span's

@@ -151,7 +151,7 @@ func (b *Block) openFile(ctx context.Context) (*parquet.File, *pqread.SegmentRea
 			if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
 				return nil, nil, b.errorf("object is shorter than the %d bytes meta.json says: truncated (%v)", size, err)
 			}
-			return nil, nil, b.errorf("footer: %v", err)
+			return nil, nil, b.errorf("footer: %w", err)
 		}
 		// Synthesise the trailer from meta, as Tempo does; a file whose own
 		// trailer disagrees is corrupt or truncated.
@@ -164,7 +164,7 @@ func (b *Block) openFile(ctx context.Context) (*parquet.File, *pqread.SegmentRea
 		tail := min(size, 256<<10)
 		buf := make([]byte, tail)
 		if _, err := ra.ReadAt(buf, size-tail); err != nil && !errors.Is(err, io.EOF) {
-			return nil, nil, b.errorf("footer: %v", err)
+			return nil, nil, b.errorf("footer: %w", err)
 		}
 		c.Add(size-tail, buf)
 	}
@@ -176,7 +176,7 @@ func (b *Block) openFile(ctx context.Context) (*parquet.File, *pqread.SegmentRea
 		parquet.FileSchema(rowSchema()),
 	)
 	if err != nil {
-		return nil, nil, b.errorf("%v", err)
+		return nil, nil, b.errorf("%w", err)
 	}
 	if n := len(f.Schema().Columns()); n != len(rowSchema().Columns()) {
 		return nil, nil, b.errorf("file has %d columns, vParquet4 has %d: not a vParquet4 file", n, len(rowSchema().Columns()))
