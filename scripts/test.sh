@@ -47,6 +47,13 @@ fi
 go vet ./...
 go test -count=1 -timeout 30m "$@" ./...
 
+# The packages where concurrency is the product (the head and its tag
+# index, the WAL, the query API, trace lookup) again under the race
+# detector (RACE=0 skips). Only on a whole run, as the fuzzing below.
+if [ "$#" -eq 0 ] && [ "${RACE:-1}" != 0 ]; then
+  go test -race -count=1 -timeout 30m ./internal/server/ ./internal/headtags/ ./internal/wal/ ./internal/query/ ./internal/blocks/
+fi
+
 # Every fuzz target then fuzzes briefly beyond its seed corpus (FUZZTIME each,
 # default 3s; FUZZTIME=0 skips). Only on a whole run: with extra arguments
 # (e.g. -run X) the caller asked for something narrower. A failure leaves the
