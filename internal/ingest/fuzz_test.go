@@ -1,6 +1,7 @@
 package ingest
 
 import (
+	"bytes"
 	"context"
 	"net/http"
 	"net/http/httptest"
@@ -104,6 +105,16 @@ func FuzzReadBody(f *testing.F) {
 		got, re := h.readBody(httptest.NewRecorder(), req)
 		if re == nil && len(got) > limit {
 			t.Fatalf("readBody returned %d bytes over a limit of %d", len(got), limit)
+		}
+		// Uncompressed, the body comes back as sent, or is refused as
+		// too large exactly when it is.
+		if enc == "" || enc == "identity" {
+			switch {
+			case len(body) > limit && (re == nil || re.httpStatus != http.StatusRequestEntityTooLarge):
+				t.Fatalf("%d-byte body over a limit of %d: %v, want 413", len(body), limit, re)
+			case len(body) <= limit && (re != nil || !bytes.Equal(got, body)):
+				t.Fatalf("%d-byte body: %v, %d bytes back; want the body", len(body), re, len(got))
+			}
 		}
 	})
 }
