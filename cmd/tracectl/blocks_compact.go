@@ -44,9 +44,9 @@ max(inputs)+1 that Tempo reads; the inputs are marked compacted
 (meta.compacted.json) and deleted after --compacted-retention, so that running
 readers finish; keep it longer than the block-list poll interval of every reader
 (serve's --query-poll-interval, Tempo's blocklist_poll), or a reader may look
-for a deleted block before it sees the output (serve's trace by ID then reads
-its block list again at once; its search, and Tempo, answer without the block
-until their next poll). Runs until nothing is left to merge (or --max-jobs).
+for a deleted block before it sees the output (serve then reads its block list
+again at once, and trace by ID asks again; Tempo answers without the block
+until its next poll). Runs until nothing is left to merge (or --max-jobs).
 
 Safe to run while 'tracectl serve' (or Tempo) writes and queries the bucket:
 one compactor per tenant holds a lease (an object created with a conditional

@@ -199,15 +199,23 @@ func New(cfg Config) (*API, error) {
 	}
 	cfg = cfg.withDefaults()
 	m := newMetrics(cfg.Registry)
+	bl := newBlockList(cfg, m)
 	a := &API{
 		cfg:    cfg,
 		blooms: blocks.NewBloomCache(cfg.BloomCacheBytes),
 		engine: search.NewEngine(cfg.Bucket, search.Options{Concurrency: cfg.BlockConcurrency, SkipUnreadable: true, Logger: cfg.Logger,
-			OnSkip: func(string, *block.Meta) { m.skipped.WithLabelValues("search").Inc() }}),
-		slots: make(chan struct{}, cfg.MaxConcurrent),
-		m:     m,
+			OnSkip: func(tenant string, _ *block.Meta, err error) {
+				m.skipped.WithLabelValues("search").Inc()
+				if storage.KindOf(err) == storage.KindNotFound {
+					// Gone since the list was read: have the list read
+					// again, so the next search sees the block's successor.
+					bl.kick(tenant)
+				}
+			}}),
+		slots:  make(chan struct{}, cfg.MaxConcurrent),
+		m:      m,
+		blocks: bl,
 	}
-	a.blocks = newBlockList(cfg, a.m)
 	if cfg.Registry != nil {
 		cfg.Registry.MustRegister(
 			prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "tracectl_query_bloom_cache_bytes",

@@ -179,21 +179,10 @@ func (l *blockList) refresh(ctx context.Context, tenantID string, gen uint64) ([
 		l.mu.Unlock()
 		return nil, false
 	}
-	done := tb.pollDone
-	switch {
-	case tb.gen != gen:
-		// Listed again since the caller's list was taken.
-		done = nil
-	case tb.polling:
-		// A poll is under way: wait for it rather than list twice at once.
-	case l.cfg.Now().Sub(tb.refreshed) >= minRefreshInterval:
-		tb.refreshed = l.cfg.Now()
-		tb.startPollLocked()
-		done = tb.pollDone
-		l.m.refreshes.Inc()
-		go l.poll(tenantID, tb)
-	default:
-		done = nil
+	var done chan struct{}
+	if tb.gen == gen {
+		// Not listed again since the caller's list was taken.
+		done = l.startRefreshLocked(tenantID, tb)
 	}
 	l.mu.Unlock()
 	if done != nil {
@@ -209,6 +198,33 @@ func (l *blockList) refresh(ctx context.Context, tenantID string, gen uint64) ([
 		return nil, false
 	}
 	return tb.snapshotLocked(), true
+}
+
+// startRefreshLocked starts a poll of tb for a refresh, unless one runs
+// (whose end it returns, to wait for rather than list twice at once) or
+// the last refresh began under minRefreshInterval ago (nil).
+func (l *blockList) startRefreshLocked(tenantID string, tb *tenantBlocks) chan struct{} {
+	switch {
+	case tb.polling:
+		return tb.pollDone
+	case l.cfg.Now().Sub(tb.refreshed) >= minRefreshInterval:
+		tb.refreshed = l.cfg.Now()
+		tb.startPollLocked()
+		l.m.refreshes.Inc()
+		go l.poll(tenantID, tb)
+		return tb.pollDone
+	}
+	return nil
+}
+
+// kick has tenantID's blocks listed again soon, as refresh does, without
+// waiting: for a search that met a gone block and answered without it.
+func (l *blockList) kick(tenantID string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if tb, ok := l.tenants[tenantID]; ok && isClosed(tb.ready) && tb.err == nil {
+		l.startRefreshLocked(tenantID, tb)
+	}
 }
 
 // poll lists tenantID's blocks once and installs the result. The caller

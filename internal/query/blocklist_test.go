@@ -137,6 +137,58 @@ func TestBlockDeletedBeforePollIsListedAgain(t *testing.T) {
 	}
 }
 
+// TestSearchMeetingDeletedBlockListsAgain: a search that meets a block
+// deleted since the last poll answers from the other blocks and has the
+// list read again at once, so the next search finds the traces in the
+// block that replaced it, without waiting for the poll (an hour here).
+func TestSearchMeetingDeletedBlockListsAgain(t *testing.T) {
+	corpus := otlptest.LoadCorpus(t)
+	ctx := context.Background()
+	b := storagetest.OpenMem(t)
+	const tenant = "single-tenant"
+	kept := otlptest.IDOf("P03")
+	writeBlock(t, b, tenant, corpus.ByID[kept])
+	moved := []string{otlptest.IDOf("P00"), otlptest.IDOf("P01"), otlptest.IDOf("P02")}
+	var traces []ptrace.Traces
+	for _, id := range moved {
+		traces = append(traces, corpus.ByID[id])
+	}
+	old := writeBlock(t, b, tenant, traces...)
+	a, base := startAPI(t, Config{Bucket: b, PollInterval: time.Hour})
+	if ids, got := searchIDs(t, base); got.status != http.StatusOK || len(ids) != 4 {
+		t.Fatalf("search before the compaction: %d traces; %s", len(ids), got)
+	}
+
+	// A compactor elsewhere moves the block's traces and deletes it.
+	writeBlock(t, b, tenant, traces...)
+	objs, err := b.ListAll(ctx, tenant+"/"+old.BlockID.String()+"/", "")
+	if err != nil || len(objs) == 0 {
+		t.Fatalf("objects of block %s: %v %v", old.BlockID, objs, err)
+	}
+	for _, o := range objs {
+		if err := b.Delete(ctx, o.Key); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if ids, got := searchIDs(t, base); got.status != http.StatusOK || !ids[kept] {
+		t.Fatalf("search meeting the deleted block: %s; want the other block's trace", got)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		ids, got := searchIDs(t, base)
+		if got.status == http.StatusOK && len(ids) == 4 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("10 s after a search met the deleted block, search finds %d of 4 traces (%v refreshes)", len(ids), testutil.ToFloat64(a.m.refreshes))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if n := testutil.ToFloat64(a.m.refreshes); n != 1 {
+		t.Errorf("%v refreshes, want 1", n)
+	}
+}
+
 // TestPollIntervalIsHonoured runs the real poll loop with a short interval.
 func TestPollIntervalIsHonoured(t *testing.T) {
 	corpus := otlptest.LoadCorpus(t)

@@ -36,9 +36,10 @@ type Options struct {
 	// first unreadable block fails the search.
 	SkipUnreadable bool
 	Logger         *slog.Logger
-	// OnSkip, if set, is called for each block skipped by SkipUnreadable
-	// (for a metric); it must be quick and safe for concurrent use.
-	OnSkip func(tenant string, m *block.Meta)
+	// OnSkip, if set, is called for each block skipped by SkipUnreadable,
+	// with the error (for a metric, or to list the blocks again when one
+	// is gone); it must be quick and safe for concurrent use.
+	OnSkip func(tenant string, m *block.Meta, err error)
 }
 
 // Engine answers searches over one bucket. It is safe for concurrent use
@@ -188,7 +189,7 @@ func (e *Engine) Search(ctx context.Context, tenant string, metas []*block.Meta,
 		}
 		e.opts.Logger.Warn("block skipped in search: it cannot be read", "tenant", tenant, "block", m.BlockID.String(), "err", err)
 		if e.opts.OnSkip != nil {
-			e.opts.OnSkip(tenant, m)
+			e.opts.OnSkip(tenant, m, err)
 		}
 		skipMu.Lock()
 		skipped = append(skipped, fmt.Errorf("block %s/%s: %w", tenant, m.BlockID, err))
