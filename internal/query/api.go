@@ -204,8 +204,8 @@ func New(cfg Config) (*API, error) {
 		cfg:    cfg,
 		blooms: blocks.NewBloomCache(cfg.BloomCacheBytes),
 		engine: search.NewEngine(cfg.Bucket, search.Options{Concurrency: cfg.BlockConcurrency, SkipUnreadable: true, Logger: cfg.Logger,
-			OnSkip: func(tenant string, _ *block.Meta, err error) {
-				m.skipped.WithLabelValues("search").Inc()
+			OnSkip: func(query, tenant string, _ *block.Meta, err error) {
+				m.skipped.WithLabelValues(query).Inc()
 				if storage.KindOf(err) == storage.KindNotFound {
 					// Gone since the list was read: have the list read
 					// again, so the next search sees the block's successor.

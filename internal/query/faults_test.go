@@ -93,8 +93,9 @@ func searchIDs(t *testing.T, base string, headers ...string) (map[string]bool, h
 }
 
 // TestUnreadableBlocksAreSkipped: with one block's data.parquet or
-// meta.json corrupt, or its reads failing, trace by ID and search still
-// answer from the other blocks, and the skipped block is logged.
+// meta.json corrupt, or its reads failing, trace by ID, search and tag
+// queries still answer from the other blocks, and the skipped block is
+// logged and counted.
 func TestUnreadableBlocksAreSkipped(t *testing.T) {
 	for _, tc := range []struct {
 		name string
@@ -172,14 +173,28 @@ func TestUnreadableBlocksAreSkipped(t *testing.T) {
 					}
 				}
 			}
+			// Tag names and values (the fast column paths, and values
+			// narrowed by a query) answer from the other blocks too.
+			for _, path := range []string{
+				"/api/v2/search/tags", "/api/search/tags",
+				"/api/v2/search/tag/resource.service.name/values",
+				"/api/v2/search/tag/name/values?q=" + queryEscape("{kind=server}"),
+				"/api/metrics/query_range?q=" + queryEscape("{} | rate()") + "&start=" + replayStart + "&end=" + replayEnd + "&step=60s",
+			} {
+				if got := get(t, base, path); got.status != http.StatusOK || !bytes.Contains(got.body, []byte(`"`)) {
+					t.Errorf("%s with one broken block: %s", path, got)
+				}
+			}
 			if !strings.Contains(logs.String(), tc.warning) || !strings.Contains(logs.String(), bad.BlockID.String()) {
 				t.Errorf("no warning %q naming block %s; logs:\n%s", tc.warning, bad.BlockID, logs)
 			}
 			if tc.listed {
 				// Counted for /metrics: by search always, by trace by
 				// ID when the bloom filter led it to the broken block.
-				if n := testutil.ToFloat64(skippedCounter(t, reg, "search")); n < 1 {
-					t.Errorf("tracectl_query_blocks_skipped_total{query=search} = %v after a skipped block", n)
+				for _, q := range []string{"search", "tags", "tag_values", "metrics"} {
+					if n := testutil.ToFloat64(skippedCounter(t, reg, q)); n < 1 {
+						t.Errorf("tracectl_query_blocks_skipped_total{query=%s} = %v after a skipped block", q, n)
+					}
 				}
 			}
 		})

@@ -33,7 +33,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}, []string{"tenant"}),
 		skipped: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "tracectl_query_blocks_skipped_total",
-			Help: "Blocks a query could not read and answered without (damaged or unreadable objects), by kind of query (trace_by_id, search).",
+			Help: "Blocks a query could not read and answered without (damaged or unreadable objects), by kind of query (trace_by_id, search, tags, tag_values, metrics).",
 		}, []string{"query"}),
 	}
 	if reg != nil {

@@ -37,9 +37,10 @@ type Options struct {
 	SkipUnreadable bool
 	Logger         *slog.Logger
 	// OnSkip, if set, is called for each block skipped by SkipUnreadable,
-	// with the error (for a metric, or to list the blocks again when one
-	// is gone); it must be quick and safe for concurrent use.
-	OnSkip func(tenant string, m *block.Meta, err error)
+	// with the kind of query ("search", "tags", "tag_values", "metrics")
+	// and the error (for a metric, or to list the blocks again when one is
+	// gone); it must be quick and safe for concurrent use.
+	OnSkip func(query, tenant string, m *block.Meta, err error)
 }
 
 // Engine answers searches over one bucket. It is safe for concurrent use
@@ -180,24 +181,12 @@ func (e *Engine) Search(ctx context.Context, tenant string, metas []*block.Meta,
 	for _, m := range candidates {
 		totalBytes += m.Size
 	}
-	var skipMu sync.Mutex
-	var skipped []error
-	err := e.runJobs(ctx, candidates, func(ctx context.Context, m *block.Meta) error {
-		err := e.searchBlock(ctx, m, p, col, st)
-		if err == nil || ctx.Err() != nil || !e.opts.SkipUnreadable {
-			return err
-		}
-		e.opts.Logger.Warn("block skipped in search: it cannot be read", "tenant", tenant, "block", m.BlockID.String(), "err", err)
-		if e.opts.OnSkip != nil {
-			e.opts.OnSkip(tenant, m, err)
-		}
-		skipMu.Lock()
-		skipped = append(skipped, fmt.Errorf("block %s/%s: %w", tenant, m.BlockID, err))
-		skipMu.Unlock()
-		return nil
-	}, st)
-	if err == nil && len(skipped) > 0 && len(skipped) == len(candidates) {
-		err = fmt.Errorf("every block searched failed: %w", errors.Join(skipped...))
+	job, allSkipped := e.skipUnreadable("search", func(ctx context.Context, m *block.Meta) error {
+		return e.searchBlock(ctx, m, p, col, st)
+	})
+	err := e.runJobs(ctx, candidates, job, st)
+	if err == nil {
+		err = allSkipped(len(candidates))
 	}
 	if err == nil && parent.Err() != nil {
 		// The jobs stopped because the query's context ended (a timeout,
@@ -288,6 +277,47 @@ func (p *plan) result(id block.TraceID, c *combined) *TraceMetadata {
 	return t
 }
 
+// blockJob is the work of one query on one block.
+type blockJob = func(context.Context, *block.Meta) error
+
+// skipUnreadable wraps the per-block job of a query of kind what: with
+// Options.SkipUnreadable, a block whose job fails (it cannot be read) is
+// logged, reported to OnSkip and left out, and the query answers from the
+// others. allSkipped, called after the jobs over n blocks, fails the query
+// when every one was left out. Errors of the request itself and the end of
+// the query's context are never skipped.
+func (e *Engine) skipUnreadable(what string, fn blockJob) (job blockJob, allSkipped func(n int) error) {
+	if !e.opts.SkipUnreadable {
+		return fn, func(int) error { return nil }
+	}
+	var mu sync.Mutex
+	var skipped []error
+	job = func(ctx context.Context, m *block.Meta) error {
+		err := fn(ctx, m)
+		var re *requestError
+		if err == nil || ctx.Err() != nil || errors.As(err, &re) {
+			return err
+		}
+		e.opts.Logger.Warn("block skipped in "+what+": it cannot be read", "tenant", m.TenantID, "block", m.BlockID.String(), "err", err)
+		if e.opts.OnSkip != nil {
+			e.opts.OnSkip(what, m.TenantID, m, err)
+		}
+		mu.Lock()
+		skipped = append(skipped, fmt.Errorf("block %s/%s: %w", m.TenantID, m.BlockID, err))
+		mu.Unlock()
+		return nil
+	}
+	allSkipped = func(n int) error {
+		mu.Lock()
+		defer mu.Unlock()
+		if len(skipped) > 0 && len(skipped) == n {
+			return fmt.Errorf("every block read for %s failed: %w", what, errors.Join(skipped...))
+		}
+		return nil
+	}
+	return job, allSkipped
+}
+
 // runJobs runs fn for every block with at most Concurrency at once. The
 // first error cancels the rest and is returned.
 func (e *Engine) runJobs(ctx context.Context, metas []*block.Meta, fn func(context.Context, *block.Meta) error, st *stats) error {
@@ -331,13 +361,19 @@ func (e *Engine) runJobs(ctx context.Context, metas []*block.Meta, fn func(conte
 	return firstErr
 }
 
-// runAll is runJobs for callers that need every block: a context that
-// ended (the query's timeout, the client gone) is an error, never a short
-// answer. Search, which cancels its own jobs at the limit, uses runJobs.
-func (e *Engine) runAll(ctx context.Context, metas []*block.Meta, fn func(context.Context, *block.Meta) error, st *stats) error {
-	err := e.runJobs(ctx, metas, fn, st)
+// runAll is runJobs for callers that need every readable block (a query
+// of kind what; unreadable blocks are skipped as skipUnreadable says): a
+// context that ended (the query's timeout, the client gone) is an error,
+// never a short answer. Search, which cancels its own jobs at the limit,
+// uses runJobs.
+func (e *Engine) runAll(ctx context.Context, what string, metas []*block.Meta, fn blockJob, st *stats) error {
+	job, allSkipped := e.skipUnreadable(what, fn)
+	err := e.runJobs(ctx, metas, job, st)
 	if err == nil {
 		err = ctx.Err()
+	}
+	if err == nil {
+		err = allSkipped(len(metas))
 	}
 	return err
 }

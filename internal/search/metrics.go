@@ -386,7 +386,7 @@ func (e *Engine) runMetrics(ctx context.Context, tenant string, metas []*block.M
 	}
 	var spans, traces int64
 	var cmu sync.Mutex
-	metrics, err := e.forEachPart(ctx, tenant, metas, head, func(td ptrace.Traces, info *part) bool {
+	metrics, err := e.forEachPart(ctx, "metrics", tenant, metas, head, func(td ptrace.Traces, info *part) bool {
 		if info != nil && (info.end < p.start || info.start >= p.end()) {
 			return ctx.Err() == nil
 		}

@@ -108,7 +108,7 @@ func visitSpans(q *traceql.Query, td ptrace.Traces, info *part, fn func(rs ptrac
 
 // forEachPart runs fn over the head's traces and every row of the blocks
 // in the window, blocks concurrently; fn must be safe for concurrent use.
-func (e *Engine) forEachPart(ctx context.Context, tenant string, metas []*block.Meta, head HeadSource, fn func(td ptrace.Traces, info *part) bool) (*Metrics, error) {
+func (e *Engine) forEachPart(ctx context.Context, what, tenant string, metas []*block.Meta, head HeadSource, fn func(td ptrace.Traces, info *part) bool) (*Metrics, error) {
 	if head != nil {
 		head.ForEachHeadTrace(tenant, func(id block.TraceID, parts []ptrace.Traces) bool {
 			td := parts[0]
@@ -119,7 +119,7 @@ func (e *Engine) forEachPart(ctx context.Context, tenant string, metas []*block.
 		})
 	}
 	st := &stats{}
-	err := e.runAll(ctx, metas, func(ctx context.Context, m *block.Meta) error {
+	err := e.runAll(ctx, what, metas, func(ctx context.Context, m *block.Meta) error {
 		st.inspectedBytes.Add(int64(m.Size))
 		return e.forEachRow(ctx, m, func(r *genericRow) bool {
 			return fn(r.td, &r.info)
@@ -177,7 +177,7 @@ func (e *Engine) TagNames(ctx context.Context, tenant string, metas []*block.Met
 	}) {
 		head = nil // answered from the head's index
 	}
-	metrics, err := e.forEachPart(ctx, tenant, metas, head, func(td ptrace.Traces, info *part) bool {
+	metrics, err := e.forEachPart(ctx, "tags", tenant, metas, head, func(td ptrace.Traces, info *part) bool {
 		mu.Lock()
 		defer mu.Unlock()
 		visitSpans(req.Query, td, info, func(rs ptrace.ResourceSpans, ss ptrace.ScopeSpans, sp ptrace.Span) {
@@ -279,7 +279,7 @@ func (e *Engine) TagValues(ctx context.Context, tenant string, metas []*block.Me
 	if head != nil && headTagValues(head, tenant, req.Query, attr, req.V2, add) {
 		head = nil // answered from the head's index
 	}
-	metrics, err := e.forEachPart(ctx, tenant, metas, head, func(td ptrace.Traces, info *part) bool {
+	metrics, err := e.forEachPart(ctx, "tag_values", tenant, metas, head, func(td ptrace.Traces, info *part) bool {
 		mu.Lock()
 		defer mu.Unlock()
 		if info == nil && attr.Scope == traceql.ScopeIntrinsic &&

@@ -461,7 +461,7 @@ func (e *Engine) tagValuesFast(ctx context.Context, tenant string, metas []*bloc
 	parent := ctx
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	err := e.runJobs(ctx, metas, func(ctx context.Context, m *block.Meta) error {
+	job, allSkipped := e.skipUnreadable("tag_values", func(ctx context.Context, m *block.Meta) error {
 		distinct, err := e.blockDistinct(ctx, m, c, conv, enum)
 		if err != nil {
 			return err
@@ -478,11 +478,15 @@ func (e *Engine) tagValuesFast(ctx context.Context, tenant string, metas []*bloc
 			cancel()
 		}
 		return nil
-	}, st)
+	})
+	err := e.runJobs(ctx, metas, job, st)
 	if allSeen() {
 		err = nil // the other jobs were cancelled: nothing new to find
 	} else if err == nil {
 		err = parent.Err() // the query's time ran out: not a short answer
+	}
+	if err == nil {
+		err = allSkipped(len(metas))
 	}
 	if err != nil {
 		return nil, true, err

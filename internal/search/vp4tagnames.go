@@ -199,7 +199,7 @@ func (e *Engine) tagNamesFromBlocks(ctx context.Context, metas []*block.Meta, re
 		return false, nil
 	}
 	st := &stats{}
-	err = e.runAll(ctx, metas, func(ctx context.Context, m *block.Meta) error {
+	err = e.runAll(ctx, "tags", metas, func(ctx context.Context, m *block.Meta) error {
 		names, err := e.blockTagNames(ctx, m)
 		if err != nil {
 			return err

@@ -252,7 +252,7 @@ func (e *Engine) tagValuesQuery(ctx context.Context, tenant string, metas []*blo
 		})
 	}
 	st := &stats{}
-	err := e.runAll(ctx, metas, func(ctx context.Context, m *block.Meta) error {
+	err := e.runAll(ctx, "tag_values", metas, func(ctx context.Context, m *block.Meta) error {
 		vals, err := e.blockQueryValues(ctx, m, p, req.Query.String(), st)
 		if err != nil {
 			return err
