@@ -13,6 +13,7 @@ import (
 
 	"github.com/tracectl/tracectl/internal/blocks/block"
 	"github.com/tracectl/tracectl/internal/otlptest"
+	"github.com/tracectl/tracectl/internal/storage"
 	"github.com/tracectl/tracectl/internal/storage/faulty"
 	"github.com/tracectl/tracectl/internal/storage/storagetest"
 )
@@ -60,7 +61,6 @@ func TestBlockWrittenElsewhereAppearsAfterOnePoll(t *testing.T) {
 // queries meeting the gone block at once share one listing.
 func TestBlockDeletedBeforePollIsListedAgain(t *testing.T) {
 	corpus := otlptest.LoadCorpus(t)
-	ctx := context.Background()
 	b := storagetest.OpenMem(t)
 	lists := faulty.Install(b).Add(&faulty.Rule{Ops: []string{faulty.List}, Pass: true})
 	const tenant = "single-tenant"
@@ -84,15 +84,7 @@ func TestBlockDeletedBeforePollIsListedAgain(t *testing.T) {
 	// compactAway stores the traces in a new block and deletes the old one.
 	compactAway := func(m *block.Meta) *block.Meta {
 		next := writeBlock(t, b, tenant, traces...)
-		objs, err := b.ListAll(ctx, tenant+"/"+m.BlockID.String()+"/", "")
-		if err != nil || len(objs) == 0 {
-			t.Fatalf("objects of block %s: %v %v", m.BlockID, objs, err)
-		}
-		for _, o := range objs {
-			if err := b.Delete(ctx, o.Key); err != nil {
-				t.Fatal(err)
-			}
-		}
+		deleteBlock(t, b, m)
 		return next
 	}
 	next := compactAway(old)
@@ -137,13 +129,28 @@ func TestBlockDeletedBeforePollIsListedAgain(t *testing.T) {
 	}
 }
 
+// deleteBlock deletes every object of block m, as a compactor does once
+// its retention has passed.
+func deleteBlock(t *testing.T, b *storage.Bucket, m *block.Meta) {
+	t.Helper()
+	ctx := context.Background()
+	objs, err := b.ListAll(ctx, m.TenantID+"/"+m.BlockID.String()+"/", "")
+	if err != nil || len(objs) == 0 {
+		t.Fatalf("objects of block %s: %v %v", m.BlockID, objs, err)
+	}
+	for _, o := range objs {
+		if err := b.Delete(ctx, o.Key); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
 // TestSearchMeetingDeletedBlockListsAgain: a search that meets a block
 // deleted since the last poll answers from the other blocks and has the
 // list read again at once, so the next search finds the traces in the
 // block that replaced it, without waiting for the poll (an hour here).
 func TestSearchMeetingDeletedBlockListsAgain(t *testing.T) {
 	corpus := otlptest.LoadCorpus(t)
-	ctx := context.Background()
 	b := storagetest.OpenMem(t)
 	const tenant = "single-tenant"
 	kept := otlptest.IDOf("P03")
@@ -161,15 +168,7 @@ func TestSearchMeetingDeletedBlockListsAgain(t *testing.T) {
 
 	// A compactor elsewhere moves the block's traces and deletes it.
 	writeBlock(t, b, tenant, traces...)
-	objs, err := b.ListAll(ctx, tenant+"/"+old.BlockID.String()+"/", "")
-	if err != nil || len(objs) == 0 {
-		t.Fatalf("objects of block %s: %v %v", old.BlockID, objs, err)
-	}
-	for _, o := range objs {
-		if err := b.Delete(ctx, o.Key); err != nil {
-			t.Fatal(err)
-		}
-	}
+	deleteBlock(t, b, old)
 	if ids, got := searchIDs(t, base); got.status != http.StatusOK || !ids[kept] {
 		t.Fatalf("search meeting the deleted block: %s; want the other block's trace", got)
 	}
