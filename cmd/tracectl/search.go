@@ -9,6 +9,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -182,7 +183,15 @@ func searchBucket(ctx context.Context, g *globalOptions, req tempoclient.SearchR
 	for i, bi := range l.Blocks {
 		metas[i] = bi.Meta
 	}
-	resp, err := search.NewEngine(b, search.Options{}).Search(ctx, g.Tenant, metas, nil, sreq)
+	// A block that cannot be read is skipped with a warning, as `get`
+	// does; the search fails only when every block failed.
+	var warnMu sync.Mutex
+	eng := search.NewEngine(b, search.Options{SkipUnreadable: true, OnSkip: func(_, tenant string, m *block.Meta, err error) {
+		warnMu.Lock()
+		defer warnMu.Unlock()
+		fmt.Fprintf(g.io.ErrOut, "tracectl: warning: block %s/%s skipped, it cannot be read: %v\n", tenant, m.BlockID, err)
+	}})
+	resp, err := eng.Search(ctx, g.Tenant, metas, nil, sreq)
 	if err != nil {
 		if errors.Is(err, search.ErrBadRequest) || errors.Is(err, search.ErrUnsupported) {
 			return nil, "", &exitErr{code: exitUsage, err: err}

@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/url"
+	"os"
+	"path/filepath"
 	"sort"
 	"strings"
 	"testing"
@@ -146,5 +148,48 @@ func TestSearchBucket(t *testing.T) {
 	res = runCLI(t, false, "search", "{ span.foo = }", "--storage", bucket)
 	if res.code != exitUsage || !strings.Contains(res.stderr, "parse error") {
 		t.Errorf("bad query: exit %d, stderr %q", res.code, res.stderr)
+	}
+}
+
+// TestSearchBucketSkipsUnreadableBlock: with one block's data.parquet
+// damaged, search answers from the other blocks and warns naming the
+// block (as get does); with every block damaged it fails.
+func TestSearchBucketSkipsUnreadableBlock(t *testing.T) {
+	bucket, dir := fixtureBucket(t, "vparquet4")
+	isolateEnv(t)
+	all := runCLI(t, false, "search", "{}", "--limit", "1000", "--start", fixStart, "--end", fixEnd, "--storage", bucket, "-o", "json")
+	if all.code != 0 {
+		t.Fatalf("exit %d: %s", all.code, all.stderr)
+	}
+	files, err := filepath.Glob(filepath.Join(dir, "single-tenant", "*", "data.parquet"))
+	if err != nil || len(files) < 2 {
+		t.Fatalf("data files: %v %v", files, err)
+	}
+	damage := func(f string) {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := len(data) / 3; i < len(data); i++ {
+			data[i] ^= 0x5a
+		}
+		if err := os.WriteFile(f, data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	damage(files[0])
+	bad := filepath.Base(filepath.Dir(files[0]))
+	res := runCLI(t, false, "search", "{}", "--limit", "1000", "--start", fixStart, "--end", fixEnd, "--storage", bucket, "-o", "json")
+	if res.code != 0 || !strings.Contains(res.stderr, "warning: block single-tenant/"+bad+" skipped") {
+		t.Fatalf("one block damaged: exit %d, stderr %q; want answers and a warning naming block %s", res.code, res.stderr, bad)
+	}
+	if n, whole := strings.Count(res.stdout, `"traceID"`), strings.Count(all.stdout, `"traceID"`); n == 0 || n >= whole {
+		t.Errorf("one block damaged: %d traces, %d with every block; want the other blocks' traces", n, whole)
+	}
+	for _, f := range files[1:] {
+		damage(f)
+	}
+	if res := runCLI(t, false, "search", "{}", "--start", fixStart, "--end", fixEnd, "--storage", bucket); res.code == 0 || !strings.Contains(res.stderr, "every block") {
+		t.Errorf("every block damaged: exit %d, stderr %q; want a failure", res.code, res.stderr)
 	}
 }
