@@ -200,10 +200,10 @@ func (b *Block) prefetch(f *parquet.File, c *pqread.SegmentReaderAt, i int) erro
 	}
 	buf := make([]byte, end-off)
 	if n, err := c.ReadAt(buf, off); n != len(buf) {
-		return b.errorf("row group %d: %v", i, err)
+		return b.errorf("row group %d: %w", i, err)
 	}
 	if err := checkRowGroup(md, buf, off); err != nil {
-		return b.errorf("row group %d: %v", i, err)
+		return b.errorf("row group %d: %w", i, err)
 	}
 	c.Add(off, buf)
 	return nil
@@ -240,19 +240,19 @@ func (b *Block) FindTraceByID(ctx context.Context, id block.TraceID) (td ptrace.
 	rows := rg.Rows()
 	defer rows.Close()
 	if err := rows.SeekToRow(row); err != nil {
-		return ptrace.Traces{}, false, b.errorf("row group %d: %v", i, err)
+		return ptrace.Traces{}, false, b.errorf("row group %d: %w", i, err)
 	}
 	buf := make([]parquet.Row, 1)
 	if n, err := rows.ReadRows(buf); n != 1 {
-		return ptrace.Traces{}, false, b.errorf("row group %d row %d: %v", i, row, err)
+		return ptrace.Traces{}, false, b.errorf("row group %d row %d: %w", i, row, err)
 	}
 	tr := &Trace{}
 	if err := rowSchema().Reconstruct(tr, buf[0]); err != nil {
-		return ptrace.Traces{}, false, b.errorf("row group %d row %d: %v", i, row, err)
+		return ptrace.Traces{}, false, b.errorf("row group %d row %d: %w", i, row, err)
 	}
 	td = ptrace.NewTraces()
 	if err := appendOTLP(td, tr, b.ded, false); err != nil {
-		return ptrace.Traces{}, false, b.errorf("trace %s: %v", id, err)
+		return ptrace.Traces{}, false, b.errorf("trace %s: %w", id, err)
 	}
 	return td, true, nil
 }
@@ -291,7 +291,7 @@ func (b *Block) locate(f *parquet.File, c *pqread.SegmentReaderAt, id block.Trac
 		}
 		row, err := findRow(f.RowGroups()[i], id)
 		if err != nil {
-			return 0, -1, b.errorf("row group %d: %v", i, err)
+			return 0, -1, b.errorf("row group %d: %w", i, err)
 		}
 		if row >= 0 {
 			return i, row, nil
@@ -373,7 +373,7 @@ func (b *Block) Iterate(ctx context.Context) iter.Seq2[*Trace, error] {
 					tr := &Trace{}
 					if err := schema.Reconstruct(tr, buf[j]); err != nil {
 						rows.Close()
-						yield(nil, b.errorf("row group %d: %v", i, err))
+						yield(nil, b.errorf("row group %d: %w", i, err))
 						return
 					}
 					if !yield(tr, nil) {
@@ -386,7 +386,7 @@ func (b *Block) Iterate(ctx context.Context) iter.Seq2[*Trace, error] {
 				}
 				if err != nil {
 					rows.Close()
-					yield(nil, b.errorf("row group %d: %v", i, err))
+					yield(nil, b.errorf("row group %d: %w", i, err))
 					return
 				}
 			}

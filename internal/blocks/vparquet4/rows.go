@@ -132,7 +132,7 @@ func (r *RowReader) fill() error {
 		return nil
 	}
 	if err != nil {
-		return r.b.errorf("row group %d: %v", r.rg, err)
+		return r.b.errorf("row group %d: %w", r.rg, err)
 	}
 	return nil
 }

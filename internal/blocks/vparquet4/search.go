@@ -81,13 +81,13 @@ func (f *File) ReadRowsAll(i int, rows []int64, fn func(row int64, td ptrace.Tra
 		// Read on sequentially over short gaps: a seek restarts the pages.
 		if next < 0 || row < next || row-next > 64 {
 			if err := rr.SeekToRow(row); err != nil {
-				return b.errorf("row group %d: %v", i, err)
+				return b.errorf("row group %d: %w", i, err)
 			}
 			next = row
 		}
 		for next < row {
 			if n, err := rr.ReadRows(buf); n != 1 {
-				return b.errorf("row group %d row %d: %v", i, next, err)
+				return b.errorf("row group %d row %d: %w", i, next, err)
 			}
 			next++
 		}
@@ -96,11 +96,11 @@ func (f *File) ReadRowsAll(i int, rows []int64, fn func(row int64, td ptrace.Tra
 			if err == nil || errors.Is(err, io.EOF) {
 				err = io.ErrUnexpectedEOF
 			}
-			return b.errorf("row group %d row %d: %v", i, row, err)
+			return b.errorf("row group %d row %d: %w", i, row, err)
 		}
 		tr := &Trace{}
 		if err := rowSchema().Reconstruct(tr, buf[0]); err != nil {
-			return b.errorf("row group %d row %d: %v", i, row, err)
+			return b.errorf("row group %d row %d: %w", i, row, err)
 		}
 		td := ptrace.NewTraces()
 		if err := appendOTLP(td, tr, b.ded, true); err != nil {
