@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -20,6 +21,7 @@ import (
 	"github.com/tracectl/tracectl/internal/blocks"
 	"github.com/tracectl/tracectl/internal/blocks/block"
 	"github.com/tracectl/tracectl/internal/storage"
+	"github.com/tracectl/tracectl/internal/storage/storagetest"
 )
 
 // TestBlocksCompactBesideLiveServe runs `tracectl blocks compact` over and
@@ -34,10 +36,30 @@ func TestBlocksCompactBesideLiveServe(t *testing.T) {
 		t.Skip("starts tracectl processes")
 	}
 	isolateEnv(t)
-	dir := t.TempDir()
-	bucket := "file://" + filepath.Join(dir, "bucket")
-	c := startTracectl(t, serveArgs(bucket, filepath.Join(dir, "wal"),
-		"--max-block-duration", "300ms", "--trace-idle-period", "100ms", "--query-poll-interval", "1s")...)
+	compactBesideServe(t, "file://"+filepath.Join(t.TempDir(), "bucket"), "3s", "1s")
+}
+
+// TestBlocksCompactBesideLiveServeS3 is the same on an object store, with
+// compacted blocks deleted at once and serve's own poll an hour away:
+// answers stay whole from the blocks serve has open (their data is read
+// already) and, for the others, by serve reading its block list again
+// when a query meets a deleted block.
+func TestBlocksCompactBesideLiveServeS3(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts tracectl processes")
+	}
+	s3 := storagetest.StartS3(t)
+	s3.Bucket(t, "traces")
+	isolateEnv(t)
+	compactBesideServe(t, s3.URL("traces"), "0s", "1h")
+}
+
+// compactBesideServe runs serve on bucket (block list polled every poll)
+// and `blocks compact --compacted-retention retention` beside it.
+func compactBesideServe(t *testing.T, bucket, retention, poll string) {
+	t.Helper()
+	c := startTracectl(t, serveArgs(bucket, filepath.Join(t.TempDir(), "wal"),
+		"--max-block-duration", "300ms", "--trace-idle-period", "100ms", "--query-poll-interval", poll)...)
 	defer c.cmd.Process.Kill()
 
 	const traces, spansPer = 120, 3
@@ -103,7 +125,7 @@ func TestBlocksCompactBesideLiveServe(t *testing.T) {
 				if resp != nil {
 					status = resp.StatusCode
 				}
-				firstWrong.CompareAndSwap(nil, fmt.Sprintf("trace %s: %v, status %d, %d spans: %.300s", id.Hex(), err, status, strings.Count(string(body), `"spanId"`), body))
+				firstWrong.CompareAndSwap(nil, fmt.Sprintf("%s trace %s: %v, status %d, %d spans: %.300s", time.Now().Format("15:04:05.000"), id.Hex(), err, status, strings.Count(string(body), `"spanId"`), body))
 			}
 		}
 	}()
@@ -129,7 +151,7 @@ func TestBlocksCompactBesideLiveServe(t *testing.T) {
 	}()
 compacting:
 	for {
-		res := runCLI(t, false, "blocks", "compact", "--storage", bucket, "--compacted-retention", "3s", "--min-inputs", "2", "--lease-ttl", "10s")
+		res := runCLI(t, false, "blocks", "compact", "--storage", bucket, "--compacted-retention", retention, "--min-inputs", "2", "--lease-ttl", "10s")
 		if res.code != 0 {
 			t.Errorf("blocks compact beside serve: exit %d: %s", res.code, res.stderr)
 			break
@@ -146,7 +168,15 @@ compacting:
 	time.Sleep(4 * time.Second)
 	close(stop)
 	wg.Wait()
-	t.Logf("%d compact runs, %d jobs; %d trace-by-ID queries, %d wrong", runs, jobs, asked.Load(), wrong.Load())
+	refreshes := "?"
+	if resp, err := http.Get("http://" + c.http + "/metrics"); err == nil {
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if m := regexp.MustCompile(`(?m)^tracectl_query_blocklist_refreshes_total (\S+)$`).FindSubmatch(body); m != nil {
+			refreshes = string(m[1])
+		}
+	}
+	t.Logf("%d compact runs, %d jobs; %d trace-by-ID queries, %d wrong; block list read again %s times for a deleted block", runs, jobs, asked.Load(), wrong.Load(), refreshes)
 	if jobs == 0 {
 		t.Fatalf("blocks compact merged nothing in %d runs: the test checks nothing\n%s", runs, c.log())
 	}

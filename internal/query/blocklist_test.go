@@ -337,3 +337,71 @@ func TestGzipWhenAccepted(t *testing.T) {
 		t.Error("GZIP;q=0.5 refused")
 	}
 }
+
+// flushingHead holds traces and, the moment a query first looks into it,
+// stores them as a block, announces the block to the API and lets them go,
+// as the server's flush does (announce, then drop): the worst moment for
+// a query that read the block list before the head.
+type flushingHead struct {
+	t      *testing.T
+	b      *storage.Bucket
+	api    func() *API
+	mu     sync.Mutex
+	traces map[block.TraceID]ptrace.Traces
+}
+
+func (h *flushingHead) flush(tenant string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if len(h.traces) == 0 {
+		return
+	}
+	var tds []ptrace.Traces
+	for _, td := range h.traces {
+		tds = append(tds, td)
+	}
+	h.api().BlockFlushed(tenant, writeBlock(h.t, h.b, tenant, tds...))
+	h.traces = nil
+}
+
+func (h *flushingHead) FindInHead(tenant string, id block.TraceID) []ptrace.Traces {
+	h.flush(tenant)
+	return nil
+}
+
+func (h *flushingHead) ForEachHeadTrace(tenant string, fn func(block.TraceID, []ptrace.Traces) bool) {
+	h.flush(tenant)
+}
+
+// TestTraceLeavingHeadDuringQuery: a trace stored and let go by the head
+// while a query runs is found, by trace ID and by search: the query reads
+// the head before it takes the block list.
+func TestTraceLeavingHeadDuringQuery(t *testing.T) {
+	corpus := otlptest.LoadCorpus(t)
+	const tenant = "single-tenant"
+	id := otlptest.IDOf("P00")
+	tid, _ := block.ParseTraceID(id)
+	for _, q := range []string{"trace by ID", "search"} {
+		t.Run(q, func(t *testing.T) {
+			b := storagetest.OpenMem(t)
+			var a *API
+			head := &flushingHead{t: t, b: b, api: func() *API { return a }, traces: map[block.TraceID]ptrace.Traces{tid: corpus.ByID[id]}}
+			a, base := startAPI(t, Config{Bucket: b, Head: head, PollInterval: time.Hour})
+			// The tenant's list is read once (nothing stored yet), as by
+			// earlier queries.
+			if _, err := a.blocks.get(context.Background(), tenant); err != nil {
+				t.Fatal(err)
+			}
+			switch q {
+			case "trace by ID":
+				if got := get(t, base, "/api/traces/"+id); got.status != http.StatusOK {
+					t.Errorf("trace stored by the head during the query: %s", got)
+				}
+			case "search":
+				if ids, got := searchIDs(t, base); got.status != http.StatusOK || !ids[id] {
+					t.Errorf("search while the head stored the trace: %d traces; %s", len(ids), got)
+				}
+			}
+		})
+	}
+}

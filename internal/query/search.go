@@ -23,12 +23,11 @@ func (a *API) headSource() search.HeadSource {
 // Search runs a search for tenant over the head and the tenant's blocks,
 // for callers other than HTTP (tracectl search).
 func (a *API) Search(ctx context.Context, tenantID string, req search.Request) (*search.Response, error) {
-	metas, err := a.blocks.get(ctx, tenantID)
-	if err != nil {
-		return nil, err
-	}
 	a.clampSearch(&req)
-	return a.engine.Search(ctx, tenantID, metas, a.headSource(), req)
+	// The block list is taken after the head was read (see SearchList).
+	return a.engine.SearchList(ctx, tenantID, func(ctx context.Context) ([]*block.Meta, error) {
+		return a.blocks.get(ctx, tenantID)
+	}, a.headSource(), req)
 }
 
 func (a *API) clampSearch(req *search.Request) {

@@ -108,13 +108,18 @@ func (a *API) FindTrace(ctx context.Context, tenantID string, id block.TraceID, 
 }
 
 func (a *API) findTrace(ctx context.Context, tenantID string, id block.TraceID, start, end time.Time) (*traceResult, error) {
-	metas, gen, err := a.blocks.getGen(ctx, tenantID)
-	if err != nil {
-		return nil, fmt.Errorf("listing blocks of tenant %s: %w", tenantID, err)
-	}
+	// The head first, then the block list: the server announces a stored
+	// block before its head lets the block's traces go, so a trace that
+	// leaves the head after this look is in a block of the list below.
+	// (The other order missed a trace stored in between: 1 of 11,000
+	// queries in TestBlocksCompactBesideLiveServe.)
 	var parts []ptrace.Traces
 	if a.cfg.Head != nil {
 		parts = a.cfg.Head.FindInHead(tenantID, id)
+	}
+	metas, gen, err := a.blocks.getGen(ctx, tenantID)
+	if err != nil {
+		return nil, fmt.Errorf("listing blocks of tenant %s: %w", tenantID, err)
 	}
 	opts := blocks.FindOptions{Start: start, End: end, Concurrency: a.cfg.BlockConcurrency, Blooms: a.blooms}
 	res, err := blocks.FindTrace(ctx, a.cfg.Bucket, metas, id, opts)

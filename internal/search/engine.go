@@ -152,11 +152,18 @@ func inWindow(metas []*block.Meta, start, end time.Time) []*block.Meta {
 // warning (the search fails only when every block failed or its context
 // ended).
 func (e *Engine) Search(ctx context.Context, tenant string, metas []*block.Meta, head HeadSource, req Request) (*Response, error) {
+	return e.SearchList(ctx, tenant, func(context.Context) ([]*block.Meta, error) { return metas, nil }, head, req)
+}
+
+// SearchList is Search with the block list taken by list after the head
+// was read. A server announces a stored block before its head lets the
+// block's traces go, so a trace that left the head while the search read
+// it is in the list, never in neither.
+func (e *Engine) SearchList(ctx context.Context, tenant string, list func(context.Context) ([]*block.Meta, error), head HeadSource, req Request) (*Response, error) {
 	if req.Query == nil {
 		return nil, reqErr("search: no query")
 	}
 	p := newPlan(req)
-	candidates := inWindow(metas, req.Start, req.End)
 	parent := ctx
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -176,6 +183,12 @@ func (e *Engine) Search(ctx context.Context, tenant string, metas []*block.Meta,
 			return !col.full()
 		})
 	}
+	// The caller's context: ctx ends when the head alone filled the limit.
+	metas, err := list(parent)
+	if err != nil {
+		return nil, err
+	}
+	candidates := inWindow(metas, req.Start, req.End)
 
 	var totalBytes uint64
 	for _, m := range candidates {
@@ -184,7 +197,7 @@ func (e *Engine) Search(ctx context.Context, tenant string, metas []*block.Meta,
 	job, allSkipped := e.skipUnreadable("search", func(ctx context.Context, m *block.Meta) error {
 		return e.searchBlock(ctx, m, p, col, st)
 	})
-	err := e.runJobs(ctx, candidates, job, st)
+	err = e.runJobs(ctx, candidates, job, st)
 	if err == nil {
 		err = allSkipped(len(candidates))
 	}
