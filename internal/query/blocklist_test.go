@@ -65,10 +65,7 @@ func TestBlockDeletedBeforePollIsListedAgain(t *testing.T) {
 	lists := faulty.Install(b).Add(&faulty.Rule{Ops: []string{faulty.List}, Pass: true})
 	const tenant = "single-tenant"
 	ids := []string{otlptest.IDOf("P00"), otlptest.IDOf("P01"), otlptest.IDOf("P02")}
-	var traces []ptrace.Traces
-	for _, id := range ids {
-		traces = append(traces, corpus.ByID[id])
-	}
+	traces := corpusTraces(corpus, ids)
 	old := writeBlock(t, b, tenant, traces...)
 	a, base := startAPI(t, Config{Bucket: b, PollInterval: time.Hour})
 	spans := func(id string) int {
@@ -129,6 +126,15 @@ func TestBlockDeletedBeforePollIsListedAgain(t *testing.T) {
 	}
 }
 
+// corpusTraces returns the corpus traces of ids.
+func corpusTraces(c *otlptest.Corpus, ids []string) []ptrace.Traces {
+	var out []ptrace.Traces
+	for _, id := range ids {
+		out = append(out, c.ByID[id])
+	}
+	return out
+}
+
 // deleteBlock deletes every object of block m, as a compactor does once
 // its retention has passed.
 func deleteBlock(t *testing.T, b *storage.Bucket, m *block.Meta) {
@@ -155,11 +161,7 @@ func TestSearchMeetingDeletedBlockListsAgain(t *testing.T) {
 	const tenant = "single-tenant"
 	kept := otlptest.IDOf("P03")
 	writeBlock(t, b, tenant, corpus.ByID[kept])
-	moved := []string{otlptest.IDOf("P00"), otlptest.IDOf("P01"), otlptest.IDOf("P02")}
-	var traces []ptrace.Traces
-	for _, id := range moved {
-		traces = append(traces, corpus.ByID[id])
-	}
+	traces := corpusTraces(corpus, []string{otlptest.IDOf("P00"), otlptest.IDOf("P01"), otlptest.IDOf("P02")})
 	old := writeBlock(t, b, tenant, traces...)
 	a, base := startAPI(t, Config{Bucket: b, PollInterval: time.Hour})
 	if ids, got := searchIDs(t, base); got.status != http.StatusOK || len(ids) != 4 {
