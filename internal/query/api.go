@@ -204,12 +204,12 @@ func New(cfg Config) (*API, error) {
 		cfg:    cfg,
 		blooms: blocks.NewBloomCache(cfg.BloomCacheBytes),
 		engine: search.NewEngine(cfg.Bucket, search.Options{Concurrency: cfg.BlockConcurrency, SkipUnreadable: true, Logger: cfg.Logger,
-			OnSkip: func(query, tenant string, _ *block.Meta, err error) {
+			OnSkip: func(query, tenant string, meta *block.Meta, err error) {
 				m.skipped.WithLabelValues(query).Inc()
 				if storage.KindOf(err) == storage.KindNotFound {
 					// Gone since the list was read: have the list read
 					// again, so the next search sees the block's successor.
-					bl.kick(tenant)
+					bl.kick(tenant, meta.BlockID.String())
 				}
 			}}),
 		slots:  make(chan struct{}, cfg.MaxConcurrent),

@@ -41,6 +41,11 @@ type tenantBlocks struct {
 	pollDone  chan struct{}
 	gen       uint64
 	refreshed time.Time
+	// gone holds blocks queries found gone, for the next poll to judge;
+	// stillListed those a listing still held after that (a damaged block
+	// rather than a deleted one): they ask for no more listings while
+	// they stay listed.
+	gone, stillListed map[string]bool
 }
 
 type flushedBlock struct {
@@ -172,7 +177,7 @@ const minRefreshInterval = time.Second
 // arriving while a poll runs waits for it, and a tenant is listed for
 // refresh at most once per minRefreshInterval. It returns the list and
 // whether it is newer than gen.
-func (l *blockList) refresh(ctx context.Context, tenantID string, gen uint64) ([]*block.Meta, bool) {
+func (l *blockList) refresh(ctx context.Context, tenantID string, gen uint64, gone []string) ([]*block.Meta, bool) {
 	l.mu.Lock()
 	tb, ok := l.tenants[tenantID]
 	if !ok || !isClosed(tb.ready) || tb.err != nil {
@@ -182,7 +187,7 @@ func (l *blockList) refresh(ctx context.Context, tenantID string, gen uint64) ([
 	var done chan struct{}
 	if tb.gen == gen {
 		// Not listed again since the caller's list was taken.
-		done = l.startRefreshLocked(tenantID, tb)
+		done = l.startRefreshLocked(tenantID, tb, gone)
 	}
 	l.mu.Unlock()
 	if done != nil {
@@ -200,11 +205,25 @@ func (l *blockList) refresh(ctx context.Context, tenantID string, gen uint64) ([
 	return tb.snapshotLocked(), true
 }
 
-// startRefreshLocked starts a poll of tb for a refresh, unless one runs
-// (whose end it returns, to wait for rather than list twice at once) or
-// the last refresh began under minRefreshInterval ago (nil).
-func (l *blockList) startRefreshLocked(tenantID string, tb *tenantBlocks) chan struct{} {
+// startRefreshLocked starts a poll of tb for a refresh because the blocks
+// gone were found gone, unless one runs (whose end it returns, to wait
+// for rather than list twice at once), the last refresh began under
+// minRefreshInterval ago, or every block of gone was still listed after a
+// refresh (nil).
+func (l *blockList) startRefreshLocked(tenantID string, tb *tenantBlocks, gone []string) chan struct{} {
+	fresh := false
+	for _, id := range gone {
+		if !tb.stillListed[id] {
+			fresh = true
+			if tb.gone == nil {
+				tb.gone = map[string]bool{}
+			}
+			tb.gone[id] = true
+		}
+	}
 	switch {
+	case !fresh:
+		return nil
 	case tb.polling:
 		return tb.pollDone
 	case l.cfg.Now().Sub(tb.refreshed) >= minRefreshInterval:
@@ -219,11 +238,11 @@ func (l *blockList) startRefreshLocked(tenantID string, tb *tenantBlocks) chan s
 
 // kick has tenantID's blocks listed again soon, as refresh does, without
 // waiting: for a search that met a gone block and answered without it.
-func (l *blockList) kick(tenantID string) {
+func (l *blockList) kick(tenantID, blockID string) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if tb, ok := l.tenants[tenantID]; ok && isClosed(tb.ready) && tb.err == nil {
-		l.startRefreshLocked(tenantID, tb)
+		l.startRefreshLocked(tenantID, tb, []string{blockID})
 	}
 }
 
@@ -270,6 +289,15 @@ func (l *blockList) poll(tenantID string, tb *tenantBlocks) {
 		}
 	}
 	tb.metas = metas
+	// A block found gone and still listed is damaged, not deleted: it
+	// asks for no more listings until a listing drops it.
+	still := map[string]bool{}
+	for _, m := range metas {
+		if id := m.BlockID.String(); tb.gone[id] || tb.stillListed[id] {
+			still[id] = true
+		}
+	}
+	tb.gone, tb.stillListed = nil, still
 	for id, f := range tb.flushed {
 		// A listing that knows the block (live or compacted) supersedes
 		// the announcement; so does a full listing made after the block

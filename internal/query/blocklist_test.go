@@ -407,3 +407,35 @@ func TestTraceLeavingHeadDuringQuery(t *testing.T) {
 		})
 	}
 }
+
+// TestDamagedBlockAsksForOneListing: a block whose data.parquet is missing
+// while its meta.json stays is damaged, not deleted. The first query that
+// meets it has the list read again; the listing still holds the block, so
+// later queries skip it without more listings (a listing reads every
+// block's meta.json).
+func TestDamagedBlockAsksForOneListing(t *testing.T) {
+	corpus := otlptest.LoadCorpus(t)
+	ctx := context.Background()
+	b := storagetest.OpenMem(t)
+	id := otlptest.IDOf("P00")
+	m := writeBlock(t, b, "single-tenant", corpus.ByID[id])
+	writeBlock(t, b, "single-tenant", corpus.ByID[otlptest.IDOf("P03")])
+	a, base := startAPI(t, Config{Bucket: b, PollInterval: time.Hour})
+	if got := get(t, base, "/api/traces/"+id); got.status != http.StatusOK {
+		t.Fatalf("before the damage: %s", got)
+	}
+	if err := b.Delete(ctx, block.DataKey(m.TenantID, m.BlockID)); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		if i > 0 {
+			time.Sleep(minRefreshInterval + 50*time.Millisecond)
+		}
+		get(t, base, "/api/traces/"+id)
+		searchIDs(t, base)
+	}
+	time.Sleep(100 * time.Millisecond) // a search's listing runs on its own
+	if n := testutil.ToFloat64(a.m.refreshes); n != 1 {
+		t.Errorf("%v listings for a damaged block over 3 rounds of queries, want 1", n)
+	}
+}

@@ -123,12 +123,12 @@ func (a *API) findTrace(ctx context.Context, tenantID string, id block.TraceID, 
 	}
 	opts := blocks.FindOptions{Start: start, End: end, Concurrency: a.cfg.BlockConcurrency, Blooms: a.blooms}
 	res, err := blocks.FindTrace(ctx, a.cfg.Bucket, metas, id, opts)
-	if res != nil && blockGone(res.Problems) {
+	if gone := goneBlocks(res); len(gone) > 0 {
 		// A block was deleted since the list was read (compacted
 		// elsewhere): its traces are in a block the list does not hold
 		// yet. Read the list again and ask once more, rather than answer
 		// without them until the next poll.
-		if fresh, ok := a.blocks.refresh(ctx, tenantID, gen); ok {
+		if fresh, ok := a.blocks.refresh(ctx, tenantID, gen, gone); ok {
 			a.cfg.Logger.Info("a block was gone; trace by ID asked again with the block list read anew", "tenant", tenantID, "trace", id.Hex())
 			res, err = blocks.FindTrace(ctx, a.cfg.Bucket, fresh, id, opts)
 		}
@@ -168,15 +168,19 @@ func (a *API) findTrace(ctx context.Context, tenantID string, id block.TraceID, 
 	return out, nil
 }
 
-// blockGone reports whether a problem is a block object that is not there:
-// the block was deleted after the list naming it was read.
-func blockGone(problems []blocks.Problem) bool {
-	for _, p := range problems {
+// goneBlocks are the blocks of res's problems whose objects are not
+// there: deleted after the list naming them was read.
+func goneBlocks(res *blocks.FindResult) []string {
+	if res == nil {
+		return nil
+	}
+	var ids []string
+	for _, p := range res.Problems {
 		if storage.KindOf(p.Err) == storage.KindNotFound {
-			return true
+			ids = append(ids, p.BlockID)
 		}
 	}
-	return false
+	return ids
 }
 
 // sortCombined orders the spans of each scope by start time and each span's
